@@ -1,0 +1,138 @@
+"""The ``prunebench`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from prunebench.errors import PrunebenchError
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from prunebench.config import load_config
+    from prunebench.engine import run_experiment
+
+    cfg = load_config(args.config, args.set)
+    summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None)
+    d, f = summary["dense"], summary["final"]
+    print(f"{cfg.name}: {summary['stop_reason']} after {summary['rounds']} round(s), final = round {summary['final_round']}")
+    print(f"  dense: val {d['val_top1']:.2f}%  test {d['test_top1']:.2f}%  params {d['params']:,}  FLOPs {d['flops']:,}")
+    print(f"  final: val {f['val_top1']:.2f}%  test {f['test_top1']:.2f}%  params {f['params']:,} (-{f['params_reduction']:.2f}%)"
+          f"  FLOPs {f['flops']:,} (-{f['flops_reduction']:.2f}%)")
+    print(f"  results in {args.out}/ (rounds.csv, layers.csv, summary.json, final.pt)")
+
+
+def _cmd_methods(args: argparse.Namespace) -> None:
+    from prunebench.methods import discover_methods
+    from prunebench.policies import POLICIES
+
+    print("methods:")
+    for name, cls in discover_methods(args.methods_path).items():
+        print(f"  {name:<12} {cls.summary}  [default policy: {cls.default_policy}]")
+    print("policies:")
+    for name, cls in POLICIES.items():
+        print(f"  {name:<12} {cls.summary}")
+
+
+def _cmd_models(args: argparse.Namespace) -> None:
+    from prunebench.models import MODELS
+
+    for name, entry in MODELS.items():
+        print(f"  {name:<14} {entry.summary}")
+
+
+def _cmd_measure(args: argparse.Namespace) -> None:
+    from prunebench import surgery
+    from prunebench.measure import complexity, latency_ms
+
+    arch, model, _ = surgery.load_checkpoint(args.checkpoint)
+    dense_arch = surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
+    dense = surgery.instantiate(dense_arch)
+    x = arch.example_input()
+    threads = args.threads or torch.get_num_threads()
+    report = {}
+    for name, m in (("dense", dense), ("checkpoint", model)):
+        report[name] = complexity(m, x)
+        for n in sorted({1, threads}):
+            report[name][f"latency_ms_{n}t"] = latency_ms(m, x, n, args.warmup, args.repeats)
+    groups = surgery.channel_groups(model, surgery.build_graph(model, x))
+    dense_groups = {g.name: g.size for g in surgery.channel_groups(dense, surgery.build_graph(dense, x))}
+    if args.json:
+        report["channels"] = {g.name: [g.size, dense_groups[g.name]] for g in groups}
+        print(json.dumps(report, indent=2))
+        return
+    print(f"{args.checkpoint}: {arch.model}, input {arch.in_channels}x{arch.image_size}x{arch.image_size}, batch 1, CPU")
+    print(f"{'':<22}{'dense':>16}{'checkpoint':>16}{'ratio':>10}")
+    for key in report["dense"]:
+        a, b = report["dense"][key], report["checkpoint"][key]
+        fmt = "{:>16,.3f}" if "latency" in key else "{:>16,}"
+        print(f"{key:<22}" + fmt.format(a) + fmt.format(b) + f"{a / b:>9.2f}x")
+    print("channels per group (kept / dense):")
+    for g in groups:
+        print(f"  {g.name:<28} {g.size:>5} / {dense_groups[g.name]}")
+
+
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from prunebench.bench import bench_epoch
+    from prunebench.config import load_config
+
+    cfg = load_config(args.config, args.set)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    result = bench_epoch(cfg, args.max_batches)
+    print(f"{cfg.model.name} on {cfg.data.dataset}, batch {cfg.train.batch_size}, {torch.get_num_threads()} threads, one training epoch")
+    print(f"  engine pipeline (in-memory tensors, batch augmentation): {result.engine_img_s:10,.0f} img/s")
+    print(f"  plain loop (torchvision dataset + DataLoader):         {result.plain_img_s:10,.0f} img/s")
+    print(f"  ratio: {result.ratio:.2f}x")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run (or resume) one pruning experiment")
+    run.add_argument("config", help="YAML config file")
+    run.add_argument("--out", required=True, help="output directory of the run")
+    run.add_argument("--dense", help="directory of a shared dense model (trained there if missing)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
+    run.set_defaults(func=_cmd_run)
+
+    methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
+    methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")
+    methods.set_defaults(func=_cmd_methods)
+
+    models = sub.add_parser("models", help="list the model zoo")
+    models.set_defaults(func=_cmd_models)
+
+    measure = sub.add_parser("measure", help="params, MACs, FLOPs and CPU latency of a checkpoint vs its dense model")
+    measure.add_argument("checkpoint")
+    measure.add_argument("--threads", type=int, help="the multi-thread measurement's threads (default: all)")
+    measure.add_argument("--warmup", type=int, default=10)
+    measure.add_argument("--repeats", type=int, default=50)
+    measure.add_argument("--json", action="store_true", help="print JSON")
+    measure.set_defaults(func=_cmd_measure)
+
+    bench = sub.add_parser("bench", help="time one training epoch: engine pipeline vs a plain DataLoader loop")
+    bench.add_argument("config", nargs="?", default=str(Path(__file__).resolve().parents[1] / "configs/examples/lenet5_fashion_mnist.yaml"))
+    bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--threads", type=int)
+    bench.add_argument("--max-batches", type=int, help="time only the first N batches")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except PrunebenchError as e:
+        print(f"prunebench: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

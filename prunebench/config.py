@@ -1,0 +1,265 @@
+"""Typed run configuration: dataclasses with defaults, loaded from YAML with strict key checks.
+
+Every key has a default that is a no-op or the paper's choice; an unknown key is refused with the
+valid keys of its section listed (and the closest match suggested).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prunebench.errors import ConfigError
+
+# AAP paper, Table 1: (lr, LR decay epochs, epochs, weight decay) and Section 4's batch sizes.
+TABLE1_PRESETS: dict[str, dict[str, Any]] = {
+    "mnist/lenet5": dict(lr=0.1, milestones=[], epochs=100, weight_decay=0.0, batch_size=256),
+    "mnist/lenet300_100": dict(lr=0.0012, milestones=[], epochs=100, weight_decay=0.0, batch_size=256),
+    "cifar10/resnet56": dict(lr=0.1, milestones=[91, 136], epochs=182, weight_decay=2e-4, batch_size=128),
+    "cifar10/resnet50": dict(lr=0.1, milestones=[91, 136], epochs=182, weight_decay=2e-4, batch_size=128),
+    "cifar10/shufflenetv2": dict(lr=0.1, milestones=[60, 120, 160], epochs=200, weight_decay=4e-5, batch_size=128),
+    "cifar10/mobilenetv2": dict(lr=0.1, milestones=[150, 225], epochs=300, weight_decay=4e-5, batch_size=128),
+    "cifar10/vgg16": dict(lr=0.05, milestones=[150, 180, 210], epochs=240, weight_decay=5e-4, batch_size=128),
+    "cifar10/vgg19": dict(lr=0.05, milestones=[150, 180, 210], epochs=240, weight_decay=5e-4, batch_size=128),
+    "cifar10/lenet5": dict(lr=0.0002, milestones=[], epochs=24, weight_decay=1e-4, batch_size=128),
+    "tiny_imagenet/resnet101": dict(lr=0.1, milestones=[150, 225], epochs=300, weight_decay=2e-4, batch_size=256),
+    "tiny_imagenet/vgg19": dict(lr=0.1, milestones=[150, 225], epochs=300, weight_decay=2e-4, batch_size=256),
+    "imagenet/resnet50": dict(lr=0.256, milestones=[30, 60, 80], epochs=90, weight_decay=1e-4, batch_size=64),
+}
+
+
+@dataclass
+class SyntheticConfig:
+    size: int = 32  # image side
+    channels: int = 3
+    classes: int = 10
+    train: int = 2000  # images, before the validation split
+    test: int = 500
+
+
+@dataclass
+class DataConfig:
+    dataset: str = "synthetic"  # see prunebench.data.DATASETS
+    root: str | None = None  # where datasets live; default $PRUNEBENCH_DATA or ~/.cache/prunebench/data
+    mirror: str | None = None  # read-only offline copy; default $PRUNEBENCH_MIRROR
+    download: bool = True  # let torchvision download when the data is missing
+    val_size: int = 5000  # validation images carved from the training set
+    split_seed: int = 0  # seed of that carve (shared by all runs, so all see the same split)
+    train_subset: int | None = None  # use only this many training images (quick runs)
+    test_subset: int | None = None  # evaluate on only the first N test images (quick runs)
+    crop_padding: int | None = None  # random-crop padding; None: the dataset's default
+    hflip: bool | None = None  # random horizontal flip; None: the dataset's default
+    synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def resolved_root(self) -> Path:
+        root = self.root or os.environ.get("PRUNEBENCH_DATA") or "~/.cache/prunebench/data"
+        return Path(root).expanduser()
+
+    def resolved_mirror(self) -> Path | None:
+        mirror = self.mirror or os.environ.get("PRUNEBENCH_MIRROR")
+        return Path(mirror).expanduser() if mirror else None
+
+
+@dataclass
+class ModelConfig:
+    name: str = "lenet5"  # see `prunebench models`... or prunebench.models.MODELS
+    options: dict[str, Any] = field(default_factory=dict)  # model-specific, e.g. small_input
+
+
+@dataclass
+class TrainConfig:
+    preset: str | None = None  # a TABLE1_PRESETS key; explicit keys below override it
+    epochs: int = 10  # E: dense training epochs
+    batch_size: int = 128
+    eval_batch_size: int = 1000
+    lr: float = 0.1
+    milestones: list[int] = field(default_factory=list)  # epochs where lr *= gamma
+    gamma: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+    rewind_epoch: int = 0  # k: the state saved for rewinding; each round retrains E - k epochs
+    rewind: str = "weights"  # weights | lr | finetune
+    finetune_lr: float | None = None  # rewind=finetune: constant lr; None: the schedule's last lr
+    device: str = "auto"  # auto | cpu | cuda
+    threads: int | None = None  # torch CPU threads; None: all cores
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if not 0 <= self.rewind_epoch < self.epochs:
+            raise ConfigError(f"train.rewind_epoch must be in [0, epochs), got {self.rewind_epoch} with epochs={self.epochs}")
+        if self.rewind not in ("weights", "lr", "finetune"):
+            raise ConfigError(f"train.rewind must be weights, lr or finetune, got {self.rewind!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
+        if self.lr <= 0 or self.batch_size < 1:
+            raise ConfigError("train.lr must be > 0 and train.batch_size >= 1")
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of a 0-based epoch under the multi-step schedule."""
+        return self.lr * self.gamma ** sum(epoch >= m for m in self.milestones)
+
+
+@dataclass
+class PruneConfig:
+    method: str = "ilp"  # see `prunebench methods`
+    method_options: dict[str, Any] = field(default_factory=dict)
+    policy: str | None = None  # None: the method's default policy
+    policy_options: dict[str, Any] = field(default_factory=dict)
+    min_channels: int = 1  # never leave a group with fewer channels
+    max_rounds: int = 30  # round budget, whatever the policy
+    score_batch_size: int | None = None  # images for data-driven scores; None: train.batch_size
+    methods_path: list[str] = field(default_factory=list)  # extra directories of method files
+
+    def __post_init__(self) -> None:
+        if self.min_channels < 1:
+            raise ConfigError(f"prune.min_channels must be >= 1, got {self.min_channels}")
+        if self.max_rounds < 1:
+            raise ConfigError(f"prune.max_rounds must be >= 1, got {self.max_rounds}")
+
+
+@dataclass
+class MeasureConfig:
+    latency: bool = True  # measure CPU latency of the dense and final models
+    warmup: int = 10
+    repeats: int = 50
+
+
+@dataclass
+class Config:
+    name: str = "run"  # run id
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    prune: PruneConfig = field(default_factory=PruneConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_type(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check_type(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"config key {key!r}: {value!r} is not a valid {tp}")
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_check_type(v, item, key) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if tp is int and isinstance(value, bool) or not isinstance(value, tp):
+        raise ConfigError(f"config key {key!r} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config section {prefix.rstrip('.') or 'top level'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in raw:
+        if key not in names:
+            close = difflib.get_close_matches(key, names, n=1)
+            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown config key {prefix}{key!r}{hint}; valid keys here: {', '.join(names)}")
+    kwargs = {}
+    for key, value in raw.items():
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value or {}, f"{prefix}{key}.")
+        else:
+            kwargs[key] = _check_type(value, tp, prefix + key)
+    return cls(**kwargs)
+
+
+def _apply_set(raw: dict[str, Any], assignment: str) -> None:
+    if "=" not in assignment:
+        raise ConfigError(f"--set expects key=value, got {assignment!r}")
+    key, text = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {part!r} is not a section")
+    node[parts[-1]] = yaml.safe_load(text)
+
+
+def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Config:
+    raw = json.loads(json.dumps(raw or {}))  # deep copy
+    for assignment in overrides or []:
+        _apply_set(raw, assignment)
+    train = raw.get("train") or {}
+    preset = train.get("preset")
+    if preset is not None:
+        if preset not in TABLE1_PRESETS:
+            raise ConfigError(f"unknown train.preset {preset!r}; choose one of: {', '.join(TABLE1_PRESETS)}")
+        raw["train"] = {**TABLE1_PRESETS[preset], **train}
+    return _build(Config, raw, "")
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError as e:
+        raise ConfigError(f"config file {path} does not exist") from e
+    return config_from_dict(raw, overrides)
+
+
+_MACHINE_KEYS = {("data", "root"), ("data", "mirror"), ("data", "download"), ("train", "device"), ("train", "threads")}
+
+
+def _digest(d: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _without(d: dict[str, Any], keys: set[tuple[str, str]]) -> dict[str, Any]:
+    out = json.loads(json.dumps(d))
+    for section, key in keys:
+        out.get(section, {}).pop(key, None)
+    return out
+
+
+def config_hash(cfg: Config) -> str:
+    """Identity of the experiment: every key but where data lives and which device runs it."""
+    return _digest(_without(cfg.to_dict(), _MACHINE_KEYS | {("prune", "methods_path")}))
+
+
+def dense_hash(cfg: Config) -> str:
+    """Identity of the dense model (shared by every method pruning it)."""
+    d = _without(cfg.to_dict(), _MACHINE_KEYS | {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")})
+    return _digest({k: d[k] for k in ("seed", "data", "model", "train")})

@@ -1,0 +1,335 @@
+"""One pruning experiment, end to end: AAP paper Algorithm 1 with a pluggable method and policy.
+
+Dense stage: train E epochs, saving the state after k epochs (k = train.rewind_epoch).
+Each round: start from the policy's base round, score channels with the method, select, remove
+them physically, rewind (weights: to the dense epoch-k weights of the kept channels and the LR
+schedule at k; lr: the LR schedule only; finetune: neither, constant small LR), retrain E - k
+epochs, evaluate on validation and test, record. The policy decides from validation numbers only.
+
+Every finished round is saved under ``<out>/state/``; a killed run started again resumes after the
+last finished round (and mid-phase after the last finished epoch) and ends with the same numbers.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from prunebench import surgery
+from prunebench.config import Config, config_hash, dense_hash
+from prunebench.data import Batches, Splits, dataset_info, load_splits
+from prunebench.errors import ConfigError
+from prunebench.io import atomic_write_text
+from prunebench.measure import complexity, latency_ms
+from prunebench.methods import Method, ScoringContext, make_method
+from prunebench.policies import RateSelection, RoundRecord, Step, Stop, make_policy
+from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_json, write_table
+from prunebench.selection import select_by_rate
+from prunebench.training import evaluate, resolve_device, seeded_generator, train_epochs
+
+log = logging.getLogger("prunebench")
+
+
+@dataclass
+class Loaders:
+    train: Batches
+    val: Batches
+    test: Batches
+
+
+def make_loaders(splits: Splits, cfg: Config, device: torch.device) -> Loaders:
+    info = splits.info
+    pad = info.crop_padding if cfg.data.crop_padding is None else cfg.data.crop_padding
+    flip = info.hflip if cfg.data.hflip is None else cfg.data.hflip
+    t = cfg.train
+    return Loaders(
+        Batches(splits.train, splits.mean, splits.std, t.batch_size, device, pad, flip, t.channels_last),
+        Batches(splits.val, splits.mean, splits.std, t.eval_batch_size, device, channels_last=t.channels_last),
+        Batches(splits.test, splits.mean, splits.std, t.eval_batch_size, device, channels_last=t.channels_last),
+    )
+
+
+def _to_device(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
+    model = model.to(device)
+    return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
+
+
+def _setup_logging(out: Path) -> logging.Handler:
+    handler = logging.FileHandler(out / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    return handler
+
+
+# ---------------------------------------------------------------------------------------------
+# Dense stage
+
+
+def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device) -> dict[str, Any]:
+    """Train (or reuse) the dense model of ``cfg``: ``dense.pt`` after E epochs, ``rewind.pt``
+    after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it."""
+    dense_dir.mkdir(parents=True, exist_ok=True)
+    record_path = dense_dir / "dense.json"
+    key = dense_hash(cfg)
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["dense_hash"] != key:
+            raise ConfigError(
+                f"{dense_dir} holds a dense model of another config (hash {record['dense_hash']}, this one {key}); "
+                "use another output directory"
+            )
+        return record
+    info = dataset_info(cfg.data)
+    arch = surgery.dense_architecture(cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options)
+    torch.manual_seed(cfg.seed)
+    model = _to_device(surgery.instantiate(arch), cfg, device)
+    k, epochs = cfg.train.rewind_epoch, cfg.train.epochs
+
+    def save_rewind(epoch: int, m: nn.Module) -> None:
+        if epoch + 1 == k:
+            surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, m, epoch=k)
+
+    if k == 0:
+        surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, model, epoch=0)
+    start = time.time()
+    log.info("training dense %s for %d epochs (rewind state at epoch %d)", cfg.model.name, epochs, k)
+    train_epochs(model, loaders.train, cfg.train, range(0, epochs), cfg.train.lr_at, (cfg.seed, "dense"),
+                 dense_dir / "training.pt", on_epoch_end=save_rewind)
+    surgery.save_checkpoint(str(dense_dir / "dense.pt"), arch, model, epoch=epochs)
+    record = {
+        "dense_hash": key,
+        "arch": arch.to_dict(),
+        "val_top1": evaluate(model, loaders.val),
+        "test_top1": evaluate(model, loaders.test),
+        "epochs": epochs,
+        "wall_s": time.time() - start,
+        **complexity(model, arch.example_input().to(device)),
+    }
+    write_json(record, record_path)
+    log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
+    return record
+
+
+# ---------------------------------------------------------------------------------------------
+# Rounds
+
+
+def _reduction(value: int, dense: int) -> float:
+    return 100.0 * (1.0 - value / dense)
+
+
+def _metric_value(model: nn.Module, arch: surgery.Architecture, metric: str, device: torch.device) -> int:
+    return complexity(model, arch.example_input().to(device))[metric]
+
+
+def resolve_rate(
+    sel: RateSelection, scores: dict[str, torch.Tensor], model: nn.Module, arch: surgery.Architecture,
+    dense: dict[str, Any], min_channels: int, device: torch.device,
+) -> tuple[float, dict[str, list[int]]]:
+    """The fraction to remove and the channels it selects. With a target, the smallest fraction
+    (to 1e-4) that reaches it, so the last round lands on the target instead of overshooting."""
+    if sel.target is None:
+        return sel.fraction, select_by_rate(scores, sel.fraction, sel.scope, min_channels)
+    metric, target = sel.target
+
+    def reduction(fraction: float) -> float:
+        trial = copy.deepcopy(model)
+        surgery.remove_channels(trial, arch, select_by_rate(scores, fraction, sel.scope, min_channels), min_channels)
+        return _reduction(_metric_value(trial, arch, metric, device), dense[metric])
+
+    lo, hi = 0.0, sel.fraction
+    if reduction(hi) >= target:
+        while hi - lo > 1e-4:
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if reduction(mid) >= target else (mid, hi)
+    return hi, select_by_rate(scores, hi, sel.scope, min_channels)
+
+
+def _score(method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int) -> dict[str, torch.Tensor]:
+    gen = seeded_generator(cfg.seed, "score", rnd)
+    batch = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
+    with torch.no_grad():
+        scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd))
+    for g in groups:
+        s = scores.get(g.name)
+        if s is None or s.shape != (g.size,):
+            raise RuntimeError(f"method {method.name!r} must return a 1-D score of size {g.size} for group {g.name}, got {None if s is None else tuple(s.shape)}")
+    return {g.name: scores[g.name].detach().double().cpu() for g in groups}
+
+
+class RunState:
+    """Finished rounds of a run, persisted in ``<out>/state`` after each one."""
+
+    def __init__(self, state_dir: Path, run_hash: str) -> None:
+        self.dir = state_dir
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "history.json"
+        self.run_hash = run_hash
+        self.rounds: list[dict[str, Any]] = []
+        self.layers: list[dict[str, Any]] = []
+        if self.path.exists():
+            blob = json.loads(self.path.read_text())
+            if blob["config_hash"] != run_hash:
+                raise ConfigError(
+                    f"{state_dir} holds rounds of another config (hash {blob['config_hash']}, this one {run_hash}); "
+                    "use another --out directory or delete it"
+                )
+            self.rounds, self.layers = blob["rounds"], blob["layers"]
+
+    def checkpoint(self, rnd: int) -> Path:
+        return self.dir / f"round_{rnd:03d}.pt"
+
+    def add(self, row: dict[str, Any], layers: list[dict[str, Any]]) -> None:
+        self.rounds.append(row)
+        self.layers.extend(layers)
+        write_json({"config_hash": self.run_hash, "rounds": self.rounds, "layers": self.layers}, self.path)
+
+    def records(self) -> list[RoundRecord]:
+        return [RoundRecord(r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"], r["removed"]) for r in self.rounds]
+
+
+def run_experiment(cfg: Config, out: Path, dense_dir: Path | None = None) -> dict[str, Any]:
+    """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary."""
+    out.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(out)
+    try:
+        return _run(cfg, out, dense_dir or out / "dense")
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
+    run_hash = config_hash(cfg)
+    method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
+    policy_name = cfg.prune.policy or method.default_policy
+    policy = make_policy(policy_name, cfg.prune.policy_options)
+    state = RunState(out / "state", run_hash)
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
+    write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
+    write_json(environment_record(), out / "env.json")
+
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = resolve_device(cfg.train.device)
+    loaders = make_loaders(load_splits(cfg.data), cfg, device)
+    dense = train_dense(cfg, dense_dir, loaders, device)
+    rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
+    t = cfg.train
+    k, E = t.rewind_epoch, t.epochs
+    base_row = {
+        "run_id": cfg.name, "config_hash": run_hash, "dataset": cfg.data.dataset, "model": cfg.model.name,
+        "method": method.name, "policy": policy_name, "seed": cfg.seed,
+    }
+
+    arch, model = surgery.load_checkpoint(str(dense_dir / "dense.pt"))[:2]
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    original = {g.name: g.size for g in groups}
+    if not state.rounds:
+        surgery.save_checkpoint(str(state.checkpoint(0)), arch, model)
+        state.add(
+            {**base_row, "round": 0, "base_round": 0, "params": dense["params"], "macs": dense["macs"],
+             "flops": dense["flops"], "params_reduction": 0.0, "flops_reduction": 0.0, "val_top1": dense["val_top1"],
+             "test_top1": dense["test_top1"], "val_drop": 0.0, "test_drop": 0.0, "epochs": E, "wall_s": dense["wall_s"],
+             "rate": 0.0, "channels": sum(g.size for g in groups), "removed": 0},
+            [],
+        )
+    elif len(state.rounds) > 1:
+        log.info("resuming %s after round %d", cfg.name, state.rounds[-1]["round"])
+
+    stop_reason = None
+    while stop_reason is None:
+        step = policy.next_step(state.records())
+        rnd = state.rounds[-1]["round"] + 1
+        if isinstance(step, Stop):
+            stop_reason = step.reason
+            break
+        if rnd > cfg.prune.max_rounds:
+            stop_reason = f"round budget ({cfg.prune.max_rounds}) spent"
+            break
+        stop_reason = _round(cfg, rnd, step, method, state, loaders, dense, rewind_state, base_row, original, device)
+
+    final_round = policy.final_round(state.records())
+    arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(final_round)))
+    surgery.save_checkpoint(str(out / "final.pt"), arch, model, round=final_round)
+    rounds = write_table(state.rounds, ROUND_COLUMNS, out / "rounds.csv")
+    write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
+    final = rounds[rounds["round"] == final_round].iloc[0]
+    summary = {
+        "run_id": cfg.name, "method": method.name, "policy": policy_name, "stop_reason": stop_reason,
+        "final_round": final_round, "rounds": int(rounds["round"].max()),
+        "dense": {k_: dense[k_] for k_ in ("params", "macs", "flops", "val_top1", "test_top1")},
+        "final": {k_: final[k_].item() for k_ in ("params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop")},
+        "wall_s": float(rounds["wall_s"].sum()),
+    }
+    if cfg.measure.latency:
+        dense_model = surgery.load_checkpoint(str(dense_dir / "dense.pt"))[1]
+        x = arch.example_input()
+        threads = torch.get_num_threads()
+        summary["latency_ms"] = {
+            f"{name}_{n}t": latency_ms(m, x, n, cfg.measure.warmup, cfg.measure.repeats)
+            for name, m in (("dense", dense_model), ("final", model)) for n in sorted({1, threads})
+        }
+    write_json(summary, out / "summary.json")
+    log.info("done: %s (final round %d, params -%.2f%%, val drop %.2f)", stop_reason, final_round,
+             summary["final"]["params_reduction"], summary["final"]["val_drop"])
+    return summary
+
+
+def _round(cfg: Config, rnd: int, step: Step, method: Method, state: RunState, loaders: Loaders,
+           dense: dict[str, Any], rewind_state: dict[str, torch.Tensor], base_row: dict[str, Any],
+           original: dict[str, int], device: torch.device) -> str | None:
+    start = time.time()
+    t = cfg.train
+    k, E = t.rewind_epoch, t.epochs
+    arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(step.base_round)))
+    model = _to_device(model, cfg, device)
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input().to(device)))
+    scores = _score(method, model, groups, loaders, cfg, rnd)
+    rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
+    removed = sum(len(v) for v in remove.values())
+    if removed == 0:
+        return "nothing left to prune"
+    sizes_before = {g.name: g.size for g in groups}
+    new_arch = surgery.remove_channels(model, arch, remove, cfg.prune.min_channels)
+    if t.rewind == "weights":
+        model = _to_device(surgery.rewind_weights(new_arch, rewind_state), cfg, device)
+    if t.rewind == "finetune":
+        lr = t.finetune_lr if t.finetune_lr is not None else t.lr_at(E - 1)
+        epochs, lr_at = range(0, E - k), (lambda _e: lr)
+    else:
+        epochs, lr_at = range(k, E), t.lr_at
+    log.info("round %d: removed %d channels (rate %.4f) from round %d; retraining %d epochs", rnd, removed, rate, step.base_round, len(epochs))
+    train_epochs(model, loaders.train, t, epochs, lr_at, (cfg.seed, f"round{rnd}"), state.dir / "training.pt",
+                 extra_loss=method.extra_loss)
+    cx = complexity(model, new_arch.example_input().to(device))
+    val, test = evaluate(model, loaders.val), evaluate(model, loaders.test)
+    surgery.save_checkpoint(str(state.checkpoint(rnd)), new_arch, model)
+    row = {
+        **base_row, "round": rnd, "base_round": step.base_round, **cx,
+        "params_reduction": _reduction(cx["params"], dense["params"]), "flops_reduction": _reduction(cx["flops"], dense["flops"]),
+        "val_top1": val, "test_top1": test, "val_drop": dense["val_top1"] - val, "test_drop": dense["test_top1"] - test,
+        "epochs": len(epochs), "wall_s": time.time() - start, "rate": rate,
+        "channels": sum(sizes_before.values()) - removed,
+        "removed": removed,
+    }
+    layers = [
+        {"run_id": cfg.name, "round": rnd, "group": g.name, "layers": " ".join(g.out_layers),
+         "original_channels": original[g.name],
+         "channels_before": g.size, "channels_after": g.size - len(remove[g.name]),
+         "score_min": float(scores[g.name].min()), "score_mean": float(scores[g.name].mean()), "score_max": float(scores[g.name].max())}
+        for g in groups
+    ]
+    state.add(row, layers)
+    log.info("round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)", rnd, row["params_reduction"], row["flops_reduction"], val, test, row["wall_s"])
+    return None

@@ -1,0 +1,13 @@
+"""Errors that reach the user: each message names the problem and the fix."""
+
+
+class PrunebenchError(Exception):
+    """Base class of errors shown to the user without a traceback."""
+
+
+class ConfigError(PrunebenchError):
+    """A config key, value, method, model or dataset is not valid."""
+
+
+class DataNotFoundError(PrunebenchError):
+    """A dataset is not where the settings say, and cannot be downloaded."""

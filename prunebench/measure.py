@@ -1,0 +1,84 @@
+"""Model size, compute and CPU latency.
+
+FLOPs follow the AAP paper: FLOPs = 2 x MACs of conv and linear layers (F = 2 h w N), counted by
+torch's ``FlopCounterMode``; batch norm, pooling and additions are not counted. Per-layer counts
+(for layer-aware thresholds) use the analytic formula 2*H_out*W_out*C_out*(C_in/groups)*k*k, and
+the tests check that both agree. Params count every parameter (weights, biases, BN affine).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """FLOPs (2 x MACs) of one forward pass for ONE sample of ``example``'s shape."""
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model(example[:1])
+    model.train(was_training)
+    return int(counter.get_total_flops())
+
+
+@torch.no_grad()
+def layer_flops(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    """Analytic FLOPs (2 x MACs) of every conv and linear layer, for one sample."""
+    flops: dict[str, int] = {}
+
+    def hook(name: str):
+        def record(m: nn.Module, inp, out) -> None:
+            if isinstance(m, nn.Conv2d):
+                k = m.kernel_size[0] * m.kernel_size[1]
+                flops[name] = 2 * out.shape[2] * out.shape[3] * m.out_channels * (m.in_channels // m.groups) * k
+            else:
+                flops[name] = 2 * m.in_features * m.out_features
+
+        return record
+
+    hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        model(example[:1])
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return flops
+
+
+def complexity(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
+    flops = count_flops(model, example)
+    return {"params": count_params(model), "macs": flops // 2, "flops": flops}
+
+
+@torch.no_grad()
+def latency_ms(model: nn.Module, example: torch.Tensor, threads: int, warmup: int = 10, repeats: int = 50) -> float:
+    """Median wall time in milliseconds of one forward pass of a batch-1 input on the CPU."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model = model.eval().cpu()
+    x = example[:1].cpu()
+    try:
+        for _ in range(warmup):
+            model(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            model(x)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return 1000.0 * statistics.median(times)

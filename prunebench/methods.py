@@ -1,0 +1,138 @@
+"""The pruning-method plugin contract and its discovery.
+
+A method is a subclass of ``Method`` in a ``.py`` file of a methods directory (the repository's
+``methods/``, any directory in ``PRUNEBENCH_METHODS_PATH`` or the config's ``methods_path``), or
+a class exposed by an installed package under the entry-point group ``prunebench.methods``.
+The method scores channels; selection, policy, surgery, training and measurement belong to the
+engine and are identical for every method.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import inspect
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from prunebench.activations import attention_points
+from prunebench.errors import ConfigError
+from prunebench.surgery import ChannelGroup
+
+BUILTIN_METHODS_DIR = Path(__file__).resolve().parents[1] / "methods"
+ENTRY_POINT_GROUP = "prunebench.methods"
+
+
+@dataclass
+class ScoringContext:
+    """What a method may look at when it scores channels in one round."""
+
+    model: nn.Module  # the current (already pruned) model, in eval mode
+    groups: list[ChannelGroup]  # its prunable channel groups
+    batch: torch.Tensor  # one batch of training images, normalised, on the model's device
+    generator: torch.Generator  # seeded by (run seed, round): use it for any randomness
+    round: int
+    _points: dict[str, str] | None = field(default=None, repr=False)
+
+    def attention_points(self) -> dict[str, str]:
+        """Module name -> group name of the post-activation outputs of every group."""
+        if self._points is None:
+            self._points = attention_points(self.model, self.groups, self.batch[:2])
+        return self._points
+
+
+class Method:
+    """Base class of pruning methods. Subclasses set ``name`` and ``summary`` and implement
+    ``score``; they may define a dataclass ``Options`` (fields with defaults) for their config
+    keys under ``prune.method_options``."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    default_policy: ClassVar[str] = "iterative"
+
+    @dataclass
+    class Options:
+        pass
+
+    def __init__(self, options: "Method.Options") -> None:
+        self.options = options
+
+    def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:
+        """Importance of every channel of every group (1-D tensor of the group's current size;
+        higher is more important, channels with the lowest scores are pruned)."""
+        raise NotImplementedError
+
+    def extra_loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
+        """Training hook for during-training methods: a term added to the task loss."""
+        return None
+
+
+def build_options(cls: type, values: dict[str, Any], what: str) -> Any:
+    """Instantiate an options dataclass, refusing unknown keys with the valid ones listed."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise ConfigError(f"{what} has no option(s) {unknown}; valid options: {sorted(names) or 'none'}")
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{what}: {e}") from e
+
+
+def _load_file(path: Path) -> list[type[Method]]:
+    module_name = f"prunebench_methods_{path.parent.name}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj) and issubclass(obj, Method) and obj is not Method and obj.__module__ == module_name
+    ]
+
+
+def method_dirs(extra: list[str] | None = None) -> list[Path]:
+    dirs = [BUILTIN_METHODS_DIR]
+    env = os.environ.get("PRUNEBENCH_METHODS_PATH", "")
+    dirs += [Path(p) for p in env.split(os.pathsep) if p]
+    dirs += [Path(p) for p in extra or []]
+    return dirs
+
+
+def discover_methods(extra_dirs: list[str] | None = None) -> dict[str, type[Method]]:
+    """All methods, by name: files in the method directories, then entry points."""
+    found: dict[str, tuple[type[Method], str]] = {}
+
+    def add(cls: type[Method], origin: str) -> None:
+        if not cls.name:
+            raise ConfigError(f"method class {cls.__name__} in {origin} has no 'name'")
+        if cls.name in found and found[cls.name][1] != origin:
+            raise ConfigError(f"method {cls.name!r} is defined twice: {found[cls.name][1]} and {origin}")
+        found[cls.name] = (cls, origin)
+
+    for d in method_dirs(extra_dirs):
+        if not d.is_dir():
+            continue
+        for path in sorted(d.glob("*.py")):
+            if not path.name.startswith("_"):
+                for cls in _load_file(path):
+                    add(cls, str(path))
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        add(ep.load(), f"entry point {ep.value}")
+    return {name: cls for name, (cls, _) in sorted(found.items())}
+
+
+def make_method(name: str, options: dict[str, Any], extra_dirs: list[str] | None = None) -> Method:
+    methods = discover_methods(extra_dirs)
+    if name not in methods:
+        raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(methods)} (see `prunebench methods`)")
+    cls = methods[name]
+    return cls(build_options(cls.Options, options, f"method {name!r}"))

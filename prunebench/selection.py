@@ -1,0 +1,55 @@
+"""Selection rules: which channels to remove, given scores. Ties go to the lower index."""
+
+from __future__ import annotations
+
+import torch
+
+
+def _lowest(scores: torch.Tensor, n: int) -> list[int]:
+    order = torch.sort(scores.double(), stable=True).indices
+    return sorted(order[:n].tolist())
+
+
+def select_by_rate(scores: dict[str, torch.Tensor], fraction: float, scope: str, min_channels: int) -> dict[str, list[int]]:
+    """Remove ``fraction`` of the channels, per group (``layerwise``) or over all groups
+    pooled (``global``), never leaving a group with fewer than ``min_channels``."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    if scope == "layerwise":
+        return {
+            g: _lowest(s, min(round(fraction * len(s)), max(len(s) - min_channels, 0))) for g, s in scores.items()
+        }
+    if scope != "global":
+        raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
+    total = sum(len(s) for s in scores.values())
+    budget = round(fraction * total)
+    names = list(scores)
+    flat = torch.cat([scores[g].double() for g in names])
+    owner = torch.cat([torch.full((len(scores[g]),), i) for i, g in enumerate(names)])
+    index = torch.cat([torch.arange(len(scores[g])) for g in names])
+    room = {g: max(len(scores[g]) - min_channels, 0) for g in names}
+    chosen: dict[str, list[int]] = {g: [] for g in names}
+    for k in torch.sort(flat, stable=True).indices.tolist():
+        if budget == 0:
+            break
+        g = names[owner[k]]
+        if room[g] > 0:
+            chosen[g].append(int(index[k]))
+            room[g] -= 1
+            budget -= 1
+    return {g: sorted(v) for g, v in chosen.items()}
+
+
+def select_by_threshold(scores: dict[str, torch.Tensor], thresholds: dict[str, float], min_channels: int) -> dict[str, list[int]]:
+    """Remove channels whose score is <= the group's threshold (so T = 0 removes exactly the
+    dead channels), keeping at least the ``min_channels`` best of each group."""
+    out = {}
+    for g, s in scores.items():
+        below = int((s <= thresholds[g]).sum())
+        out[g] = _lowest(s, min(below, max(len(s) - min_channels, 0)))
+    return out
+
+
+def layer_aware_thresholds(threshold: float, weights: dict[str, float]) -> dict[str, float]:
+    """AAP Section 3.3: T_i = T * w_i."""
+    return {g: threshold * w for g, w in weights.items()}

@@ -1,0 +1,101 @@
+"""SGD training and evaluation, resumable epoch by epoch and deterministic per (seed, phase, epoch)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from prunebench.config import TrainConfig
+from prunebench.data import Batches
+from prunebench.io import atomic_torch_save
+
+ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def seeded_generator(*key: object) -> torch.Generator:
+    """A CPU generator seeded by a stable hash of ``key`` (Python's hash() is salted per process)."""
+    digest = hashlib.sha256("/".join(map(str, key)).encode()).hexdigest()
+    return torch.Generator().manual_seed(int(digest[:15], 16))
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Batches) -> float:
+    """Top-1 accuracy in percent."""
+    model.eval()
+    correct = 0
+    for x, y in batches.epoch():
+        correct += int((model(x).argmax(1) == y).sum())
+    return 100.0 * correct / batches.num_samples
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
+    )
+
+
+def train_epochs(
+    model: nn.Module,
+    batches: Batches,
+    cfg: TrainConfig,
+    epochs: range,
+    lr_at: Callable[[int], float],
+    key: tuple[object, ...],
+    checkpoint: Path,
+    extra_loss: ExtraLoss | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+) -> None:
+    """Train ``model`` in place over the 0-based ``epochs`` of a schedule.
+
+    After every epoch the model and optimizer are saved to ``checkpoint``; a later call with the
+    same ``key`` resumes after the last finished epoch. Data order and augmentation of each epoch
+    come from a generator seeded by (key, epoch), so a resumed phase equals an uninterrupted one.
+    ``on_epoch_end(e, model)`` is called after epoch ``e`` (also for epochs restored from the
+    checkpoint, never twice in one process)."""
+    optimizer = make_optimizer(model, cfg, lr_at(epochs.start) if len(epochs) else cfg.lr)
+    start = epochs.start
+    if checkpoint.exists():
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        if blob["key"] == list(map(str, key)):
+            model.load_state_dict(blob["model"])
+            optimizer.load_state_dict(blob["optimizer"])
+            start = blob["next_epoch"]
+    for epoch in epochs:
+        if epoch < start:
+            continue
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(epoch)
+        gen = seeded_generator(*key, epoch)
+        model.train()
+        for x, y in tqdm(batches.epoch(gen), total=len(batches), desc=f"{'/'.join(map(str, key[1:]))} epoch {epoch + 1}/{epochs.stop}", leave=False, unit="batch"):
+            out = model(x)
+            loss = F.cross_entropy(out, y)
+            if extra_loss is not None:
+                term = extra_loss(model, x, out)
+                if term is not None:
+                    loss = loss + term
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        atomic_torch_save(
+            {"key": list(map(str, key)), "next_epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict()},
+            checkpoint,
+        )
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
+    checkpoint.unlink(missing_ok=True)
