@@ -194,8 +194,8 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     for key in raw:
         if key not in names:
             close = difflib.get_close_matches(key, names, n=1)
-            hint = f" (did you mean {prefix}{close[0]!r}?)" if close else ""
-            raise ConfigError(f"unknown config key {prefix}{key!r}{hint}; valid keys here: {', '.join(names)}")
+            hint = f" (did you mean '{prefix}{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{prefix}{key}'{hint}; valid keys here: {', '.join(names)}")
     kwargs = {}
     for key, value in raw.items():
         tp = hints[key]

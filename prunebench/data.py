@@ -20,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torchvision import datasets
-from torchvision.io import ImageReadMode, decode_image
 from tqdm import tqdm
 
 from prunebench.config import DataConfig
@@ -137,10 +138,11 @@ def _decode_folder(path: Path, size: int) -> Split:
     folder = datasets.ImageFolder(str(path))
     x = torch.empty(len(folder), 3, size, size, dtype=torch.uint8)
     for i, (file, _) in enumerate(tqdm(folder.samples, desc=f"decoding {path.name}", unit="img", leave=False)):
-        img = decode_image(file, mode=ImageReadMode.RGB)
-        if img.shape[1:] != (size, size):
-            img = F.interpolate(img[None].float(), size=(size, size), mode="bilinear", antialias=True)[0].round().clamp(0, 255).byte()
-        x[i] = img
+        with Image.open(file) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            x[i] = torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)
     return Split(x, torch.tensor(folder.targets))
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torch import nn
+
+from prunebench.surgery import ChannelGroup
 
 
 def _lowest(scores: torch.Tensor, n: int) -> list[int]:
@@ -53,3 +56,21 @@ def select_by_threshold(scores: dict[str, torch.Tensor], thresholds: dict[str, f
 def layer_aware_thresholds(threshold: float, weights: dict[str, float]) -> dict[str, float]:
     """AAP Section 3.3: T_i = T * w_i."""
     return {g: threshold * w for g, w in weights.items()}
+
+
+def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.Tensor, by: str) -> dict[str, float]:
+    """AAP Section 3.3: w_i = a group's share of the model's remaining params (``by='params'``)
+    or FLOPs (``by='flops'``), counting the layers whose output channels form the group."""
+    from prunebench.measure import count_params, layer_flops
+
+    if by == "params":
+        total = count_params(model)
+        return {
+            g.name: sum(p.numel() for layer in g.out_layers + g.norm_layers for p in model.get_submodule(layer).parameters()) / total
+            for g in groups
+        }
+    if by == "flops":
+        flops = layer_flops(model, example)
+        total = sum(flops.values())
+        return {g.name: sum(flops[layer] for layer in g.out_layers) / total for g in groups}
+    raise ValueError(f"layer weights are by 'params' or 'flops', got {by!r}")

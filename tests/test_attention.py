@@ -1,0 +1,81 @@
+import pytest
+import torch
+from torch import nn
+
+from prunebench import surgery
+from prunebench.activations import attention_points
+from prunebench.methods import ScoringContext, make_method
+
+
+class OneByOne(nn.Module):
+    """A 1x1 conv with hand-set filters, so each channel's post-ReLU map is known exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 1, bias=False)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(3 * 2 * 2, 2)
+        self.unprunable = ("fc",)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([1.0, 2.0, -1.0]).view(3, 1, 1, 1))
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.act(self.conv(x)), 1))
+
+
+def _scores(model, x, **options):
+    groups = surgery.channel_groups(model, surgery.build_graph(model, x[:1]))
+    method = make_method("aap", options)
+    return method.score(ScoringContext(model, groups, x, torch.Generator().manual_seed(0), 1))["conv"]
+
+
+X = torch.tensor([[[[1.0, 2.0], [3.0, -4.0]]], [[[0.0, 1.0], [1.0, 2.0]]]])  # two images
+
+
+@pytest.mark.parametrize(
+    "function,p,expected",
+    [
+        # per image: relu(w*x), then F over HxW; the score is the mean over the two images
+        ("mean", 1, [(6 / 4 + 4 / 4) / 2, (12 / 4 + 8 / 4) / 2, (4 / 4 + 0) / 2]),
+        ("max", 1, [(3 + 2) / 2, (6 + 4) / 2, (4 + 0) / 2]),
+        ("sum", 1, [(6 + 4) / 2, (12 + 8) / 2, (4 + 0) / 2]),
+        ("mean", 2, [(14 / 4 + 6 / 4) / 2, (56 / 4 + 24 / 4) / 2, (16 / 4) / 2]),
+        ("mean", 4, [(98 / 4 + 18 / 4) / 2, (1568 / 4 + 288 / 4) / 2, (256 / 4) / 2]),
+    ],
+)
+def test_attention_functions_on_hand_made_activations(function, p, expected):
+    scores = _scores(OneByOne().eval(), X, function=function, p=p)
+    torch.testing.assert_close(scores, torch.tensor(expected, dtype=torch.float64))
+
+
+def test_random_source_ignores_the_batch_contents():
+    model = OneByOne().eval()
+    a = _scores(model, X, source="random")
+    b = _scores(model, X * 100, source="random")
+    torch.testing.assert_close(a, b)
+
+
+def test_bad_options_are_refused():
+    from prunebench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="function must be one of"):
+        make_method("aap", {"function": "median"})
+    with pytest.raises(ConfigError, match="has no option"):
+        make_method("aap", {"q": 1})
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "vgg11", "shufflenetv2", "lenet300_100"])
+def test_every_group_has_attention_points(name):
+    channels, size = (1, 28) if name.startswith("lenet") else (3, 32)
+    arch = surgery.dense_architecture(name, 10, channels, size)
+    model = surgery.instantiate(arch).eval()
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    points = attention_points(model, groups, arch.example_input(2))
+    assert {g.name for g in groups} == set(points.values())
+    if name == "resnet20":
+        # The stage-1 stream is read after the post-addition ReLU of each of its blocks.
+        stream = {m for m, g in points.items() if g == "conv1"}
+        assert stream == {"relu", "layer1.0.relu2", "layer1.1.relu2", "layer1.2.relu2"}
+    if name == "mobilenetv2":
+        # A linear bottleneck has no activation: it is read at its batch norms.
+        assert points["features.1.body.1.1"] == "features.1.body.1.0"

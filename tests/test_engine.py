@@ -1,0 +1,116 @@
+"""End-to-end runs through the real CLI on synthetic data: results, resume after kill, plugins."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from conftest import TINY
+from prunebench.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _write(tmp_path: Path, name: str, overrides: dict | None = None) -> Path:
+    cfg = yaml.safe_load(yaml.safe_dump(TINY))
+    for section, values in (overrides or {}).items():
+        if isinstance(values, dict):
+            cfg.setdefault(section, {}).update(values)
+        else:
+            cfg[section] = values
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _comparable(csv: Path) -> pd.DataFrame:
+    return pd.read_csv(csv).drop(columns=["wall_s"])
+
+
+def test_cli_run_writes_the_documented_results(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", str(_write(tmp_path, "tiny")), "--out", str(out)]) == 0
+    rounds = pd.read_csv(out / "rounds.csv")
+    assert rounds["round"].tolist() == list(range(len(rounds))) and len(rounds) >= 2
+    assert rounds.iloc[-1]["params_reduction"] >= 60
+    assert rounds["params"].is_monotonic_decreasing
+    assert (rounds["flops"] == 2 * rounds["macs"]).all()
+    layers = pd.read_csv(out / "layers.csv")
+    assert set(layers["group"]) == {"conv1", "conv2", "fc1"}
+    assert (layers["channels_after"] <= layers["channels_before"]).all()
+    for name in ("config.yaml", "env.json", "summary.json", "final.pt", "dense/dense.pt", "dense/rewind.pt", "log.txt"):
+        assert (out / name).exists(), name
+    torch.load(out / "final.pt", weights_only=True)
+    assert main(["measure", str(out / "final.pt"), "--repeats", "3", "--warmup", "1"]) == 0
+    assert "channels per group" in capsys.readouterr().out
+
+
+def test_resume_after_kill_gives_the_same_rounds(tmp_path):
+    config = _write(tmp_path, "tiny", {"prune": {"method": "aap", "policy": "iterative", "policy_options": {"rate": 0.2, "target": 70}}})
+    whole = tmp_path / "whole"
+    assert main(["run", str(config), "--out", str(whole)]) == 0
+
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "prunebench.cli", "run", str(config), "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (killed / "state" / "round_002.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "rounds.csv").exists()
+    assert main(["run", str(config), "--out", str(killed)]) == 0
+    pd.testing.assert_frame_equal(_comparable(whole / "rounds.csv"), _comparable(killed / "rounds.csv"))
+
+
+def test_a_plugin_file_in_a_methods_directory_is_discovered_and_runs(tmp_path, monkeypatch, capsys):
+    plugins = tmp_path / "my_methods"
+    plugins.mkdir()
+    (plugins / "last_first.py").write_text(
+        "import torch\n"
+        "from prunebench.methods import Method\n\n"
+        "class LastFirst(Method):\n"
+        "    name = 'last_first'\n"
+        "    summary = 'prunes the highest-numbered channels first'\n\n"
+        "    def score(self, ctx):\n"
+        "        return {g.name: -torch.arange(g.size, dtype=torch.float64) for g in ctx.groups}\n"
+    )
+    monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(plugins))
+    assert main(["methods"]) == 0
+    assert "last_first" in capsys.readouterr().out
+    out = tmp_path / "run"
+    config = _write(tmp_path, "plugin", {"prune": {"method": "last_first"}})
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    from prunebench.surgery import load_checkpoint
+
+    arch = load_checkpoint(str(out / "final.pt"))[0]
+    assert arch.kept  # something was pruned, and in every pruned group the low ids survive
+    for kept in arch.kept.values():
+        assert kept == list(range(len(kept)))
+
+
+def test_one_shot_and_the_other_rewind_modes(tmp_path):
+    for rewind in ("lr", "finetune"):
+        out = tmp_path / rewind
+        config = _write(tmp_path, rewind, {"train": {"rewind": rewind}, "prune": {"method": "l1", "policy": None, "policy_options": {"target": 50}}})
+        assert main(["run", str(config), "--out", str(out), "--dense", str(tmp_path / "dense")]) == 0
+        rounds = pd.read_csv(out / "rounds.csv")
+        assert rounds["policy"].iloc[0] == "one_shot" and len(rounds) == 2
+        assert 50 <= rounds.iloc[-1]["params_reduction"] < 55  # lands on the target, not far past it
+
+
+def test_bad_input_is_refused_with_the_choices(tmp_path, capsys):
+    assert main(["run", str(_write(tmp_path, "m", {"prune": {"method": "nope"}})), "--out", str(tmp_path / "a")]) == 2
+    assert "unknown method 'nope'; choose one of: aap, ilp" in capsys.readouterr().err
+    assert main(["run", str(_write(tmp_path, "d", {"data": {"dataset": "svhn"}})), "--out", str(tmp_path / "b")]) == 2
+    assert "unknown dataset 'svhn'" in capsys.readouterr().err
+    assert main(["run", str(_write(tmp_path, "o", {"model": {"name": "lenet5", "options": {"width": 2}}})), "--out", str(tmp_path / "c")]) == 2
+    assert "has no option(s) ['width']" in capsys.readouterr().err

@@ -1,0 +1,60 @@
+import pytest
+import torch
+from torch import nn
+
+from prunebench import surgery
+from prunebench.measure import complexity, count_flops, latency_ms, layer_flops
+
+
+def _analytic(model: nn.Module, size: int, channels: int) -> int:
+    """2*H_out*W_out*C_out*(C_in/groups)*k^2 per conv, 2*in*out per linear, from shapes."""
+    total = 0
+    x = torch.zeros(1, channels, size, size)
+    shapes = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, o.shape)) for n, m in model.named_modules()]
+    model.eval()(x)
+    for h in hooks:
+        h.remove()
+    for n, m in model.named_modules():
+        if isinstance(m, nn.Conv2d):
+            _, c, h, w = shapes[n]
+            total += 2 * h * w * c * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1]
+        elif isinstance(m, nn.Linear):
+            total += 2 * m.in_features * m.out_features
+    return total
+
+
+@pytest.mark.parametrize("name", ["lenet5", "lenet300_100", "resnet20", "vgg11", "mobilenetv2", "shufflenetv2"])
+def test_flop_counter_matches_the_analytic_formula(name):
+    channels, size = (1, 28) if name.startswith("lenet") else (3, 32)
+    arch = surgery.dense_architecture(name, 10, channels, size)
+    model = surgery.instantiate(arch)
+    expected = _analytic(model, size, channels)
+    assert count_flops(model, arch.example_input()) == expected
+    assert sum(layer_flops(model, arch.example_input()).values()) == expected
+
+
+def test_resnet56_and_lenet5_reference_counts():
+    arch = surgery.dense_architecture("resnet56", 10, 3, 32)
+    cx = complexity(surgery.instantiate(arch), arch.example_input())
+    assert cx["macs"] == 125_747_200 + 64 * 10 and cx["flops"] == 2 * cx["macs"]  # convs + fc: 125.75 M MACs (GUIDE)
+    assert cx["params"] == 855_770
+    lenet = complexity(surgery.instantiate(surgery.dense_architecture("lenet5", 10, 1, 28)), torch.zeros(1, 1, 28, 28))
+    assert lenet["params"] == 431_080
+    assert lenet["flops"] == 2 * (24 * 24 * 20 * 25 + 8 * 8 * 50 * 20 * 25 + 800 * 500 + 500 * 10)
+
+
+def test_pruned_models_count_less():
+    arch = surgery.dense_architecture("resnet20", 10, 3, 32)
+    model = surgery.instantiate(arch)
+    before = complexity(model, arch.example_input())
+    surgery.remove_channels(model, arch, {"layer1.0.conv1": list(range(8))})
+    after = complexity(model, arch.example_input())
+    # layer1.0.conv1 loses 8 of 16 filters: its own and layer1.0.conv2's input weights halve.
+    assert before["params"] - after["params"] == 8 * 16 * 9 + 2 * 8 + 16 * 8 * 9
+    assert after["flops"] < before["flops"]
+
+
+def test_latency_is_a_positive_median():
+    arch = surgery.dense_architecture("lenet5", 10, 1, 28)
+    assert latency_ms(surgery.instantiate(arch), arch.example_input(), threads=1, warmup=1, repeats=3) > 0

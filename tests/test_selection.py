@@ -1,0 +1,64 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prunebench import surgery
+from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
+
+
+def test_layerwise_rate_prunes_lowest_per_group_and_respects_the_floor():
+    scores = {"a": torch.tensor([3.0, 1.0, 2.0, 0.5]), "b": torch.tensor([1.0, 0.0])}
+    assert select_by_rate(scores, 0.5, "layerwise", 1) == {"a": [1, 3], "b": [1]}
+    assert select_by_rate(scores, 1.0, "layerwise", 1) == {"a": [1, 2, 3], "b": [1]}
+
+
+def test_global_rate_ranks_all_groups_together():
+    scores = {"a": torch.tensor([3.0, 1.0, 2.0, 0.5]), "b": torch.tensor([0.1, 0.2])}
+    # 3 of 6 channels: the lowest are b0, b1 (but b keeps one), a3, then a1.
+    assert select_by_rate(scores, 0.5, "global", 1) == {"a": [1, 3], "b": [0]}
+
+
+def test_threshold_is_inclusive_so_zero_removes_dead_channels():
+    scores = {"a": torch.tensor([0.0, 0.3, 0.0, 1.0]), "b": torch.tensor([0.0, 0.0])}
+    assert select_by_threshold(scores, {"a": 0.0, "b": 0.0}, 1) == {"a": [0, 2], "b": [0]}
+    assert select_by_threshold(scores, {"a": 0.3, "b": 0.0}, 2) == {"a": [0, 2], "b": []}
+
+
+def test_layer_aware_thresholds_scale_the_global_threshold():
+    assert layer_aware_thresholds(0.5, {"a": 0.2, "b": 0.8}) == {"a": 0.1, "b": 0.4}
+
+
+@pytest.mark.parametrize("by", ["params", "flops"])
+def test_layer_weights_are_shares_of_the_remaining_model(by):
+    arch = surgery.dense_architecture("lenet5", 10, 1, 28)
+    model = surgery.instantiate(arch)
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    w = layer_weights(model, groups, arch.example_input(), by)
+    if by == "params":
+        assert w["fc1"] == pytest.approx((800 * 500 + 500) / 431080)
+        assert w["conv1"] == pytest.approx(520 / 431080)
+    else:
+        assert w["conv2"] == pytest.approx(2 * 8 * 8 * 50 * 20 * 25 / 4586000)
+    assert 0 < sum(w.values()) < 1  # the classifier is not a group
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 12), min_size=1, max_size=5),
+    fraction=st.floats(0, 1),
+    scope=st.sampled_from(["global", "layerwise"]),
+    floor=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_rate_selection_properties(sizes, fraction, scope, floor, seed):
+    gen = torch.Generator().manual_seed(seed)
+    scores = {f"g{i}": torch.rand(n, generator=gen) for i, n in enumerate(sizes)}
+    chosen = select_by_rate(scores, fraction, scope, floor)
+    for g, idxs in chosen.items():
+        n = len(scores[g])
+        assert len(set(idxs)) == len(idxs) and all(0 <= i < n for i in idxs)
+        assert n - len(idxs) >= min(floor, n)  # never below the floor (nor below what exists)
+        kept = [i for i in range(n) if i not in idxs]
+        if idxs and kept:  # within a group, the removed never outscore the kept
+            assert max(scores[g][idxs]) <= min(scores[g][kept])
