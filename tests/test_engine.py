@@ -114,3 +114,20 @@ def test_bad_input_is_refused_with_the_choices(tmp_path, capsys):
     assert "unknown dataset 'svhn'" in capsys.readouterr().err
     assert main(["run", str(_write(tmp_path, "o", {"model": {"name": "lenet5", "options": {"width": 2}}})), "--out", str(tmp_path / "c")]) == 2
     assert "has no option(s) ['width']" in capsys.readouterr().err
+
+
+def test_the_readme_plugin_example_is_discovered_and_scores(tmp_path, monkeypatch, capsys):
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    code = readme.split("# methods/bn_scale.py\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "bn_scale.py").write_text(code)
+    monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(tmp_path))
+    from prunebench.methods import make_method
+    from prunebench import surgery
+    from prunebench.methods import ScoringContext
+
+    method = make_method("bn_scale", {"power": 2})
+    arch = surgery.dense_architecture("resnet20", 10, 3, 32)
+    model = surgery.instantiate(arch).eval()
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    scores = method.score(ScoringContext(model, groups, arch.example_input(2), torch.Generator(), 1))
+    assert {g.name for g in groups} == set(scores) and all(s.shape == (g.size,) for g, s in zip(groups, scores.values()))
