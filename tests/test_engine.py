@@ -53,15 +53,16 @@ def test_cli_run_writes_the_documented_results(tmp_path, capsys):
 
 
 def test_resume_after_kill_gives_the_same_rounds(tmp_path):
-    config = _write(tmp_path, "tiny", {"prune": {"method": "aap", "policy": "iterative", "policy_options": {"rate": 0.2, "target": 70}}})
+    config = _write(tmp_path, "tiny", {"prune": {"method": "aap", "policy": "iterative", "policy_options": {"rate": 0.1, "target": 70}}})
     whole = tmp_path / "whole"
     assert main(["run", str(config), "--out", str(whole)]) == 0
+    assert len(pd.read_csv(whole / "rounds.csv")) >= 4, "the run must have rounds left after the kill"
 
     killed = tmp_path / "killed"
     cmd = [sys.executable, "-m", "prunebench.cli", "run", str(config), "--out", str(killed)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while not (killed / "state" / "round_002.pt").exists() and proc.poll() is None and time.time() < deadline:
+    while not (killed / "state" / "round_001.pt").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
