@@ -12,7 +12,7 @@ depthwise convs) its statistic is the mean over them.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -34,7 +34,9 @@ def attention_points(model: nn.Module, groups: list[ChannelGroup], example: torc
             hooks.append(m.register_forward_hook(lambda _m, _i, out, n=name: producers.__setitem__(out.grad_fn, n)))
         elif isinstance(m, ACTIVATION_TYPES):
             hooks.append(
-                m.register_forward_hook(lambda _m, inp, out, n=name: act_inputs.append((n, inp[0].grad_fn, out.shape[1])))
+                m.register_forward_hook(
+                    lambda _m, inp, out, n=name: act_inputs.append((n, inp[0].grad_fn, out.shape[1]))
+                )
             )
     was_training = model.training
     model.eval()

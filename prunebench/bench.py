@@ -16,8 +16,7 @@ from torchvision import datasets, transforms
 
 from prunebench import surgery
 from prunebench.config import Config
-from prunebench.data import dataset_info, load_splits
-from prunebench.engine import make_loaders
+from prunebench.data import dataset_info, make_loaders
 from prunebench.training import make_optimizer, seeded_generator
 
 
@@ -34,7 +33,9 @@ class BenchResult:
 def _fresh_model(cfg: Config) -> torch.nn.Module:
     info = dataset_info(cfg.data)
     torch.manual_seed(cfg.seed)
-    return surgery.instantiate(surgery.dense_architecture(cfg.model.name, info.num_classes, info.in_channels, info.image_size))
+    return surgery.instantiate(
+        surgery.dense_architecture(cfg.model.name, info.num_classes, info.in_channels, info.image_size)
+    )
 
 
 def bench_epoch(cfg: Config, max_batches: int | None = None) -> BenchResult:
@@ -42,8 +43,7 @@ def bench_epoch(cfg: Config, max_batches: int | None = None) -> BenchResult:
     if cfg.data.dataset not in ("mnist", "fashion_mnist"):
         raise ValueError("the plain-loop baseline is written for mnist and fashion_mnist")
     device = torch.device("cpu")
-    splits = load_splits(cfg.data)
-    loaders = make_loaders(splits, cfg, device)
+    loaders = make_loaders(cfg.data, cfg.train, device)
     pad = loaders.train.crop_padding
 
     def run(batches) -> float:
@@ -66,7 +66,10 @@ def bench_epoch(cfg: Config, max_batches: int | None = None) -> BenchResult:
     tfs = [transforms.RandomCrop(28, padding=pad)] if pad else []
     if loaders.train.hflip:
         tfs.append(transforms.RandomHorizontalFlip())
-    tfs += [transforms.ToTensor(), transforms.Normalize(splits.mean.tolist(), splits.std.tolist())]
+    tfs += [
+        transforms.ToTensor(),
+        transforms.Normalize(loaders.train.mean.flatten().tolist(), loaders.train.std.flatten().tolist()),
+    ]
     plain_set = folder_cls(str(cfg.data.resolved_root()), train=True, download=False, transform=transforms.Compose(tfs))
     plain_set = torch.utils.data.Subset(plain_set, range(loaders.train.num_samples))
     loader = torch.utils.data.DataLoader(plain_set, batch_size=cfg.train.batch_size, shuffle=True, num_workers=0)

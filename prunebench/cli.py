@@ -19,10 +19,15 @@ def _cmd_run(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.set)
     summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None)
     d, f = summary["dense"], summary["final"]
-    print(f"{cfg.name}: {summary['stop_reason']} after {summary['rounds']} round(s), final = round {summary['final_round']}")
-    print(f"  dense: val {d['val_top1']:.2f}%  test {d['test_top1']:.2f}%  params {d['params']:,}  FLOPs {d['flops']:,}")
-    print(f"  final: val {f['val_top1']:.2f}%  test {f['test_top1']:.2f}%  params {f['params']:,} (-{f['params_reduction']:.2f}%)"
-          f"  FLOPs {f['flops']:,} (-{f['flops_reduction']:.2f}%)")
+    rounds, final_round = summary["rounds"], summary["final_round"]
+    print(f"{cfg.name}: {summary['stop_reason']} after {rounds} round(s), final = round {final_round}")
+    print(
+        f"  dense: val {d['val_top1']:.2f}%  test {d['test_top1']:.2f}%  params {d['params']:,}  FLOPs {d['flops']:,}"
+    )
+    print(
+        f"  final: val {f['val_top1']:.2f}%  test {f['test_top1']:.2f}%"
+        f"  params {f['params']:,} (-{f['params_reduction']:.2f}%)  FLOPs {f['flops']:,} (-{f['flops_reduction']:.2f}%)"
+    )
     print(f"  results in {args.out}/ (rounds.csv, layers.csv, summary.json, final.pt)")
 
 
@@ -65,7 +70,9 @@ def _cmd_measure(args: argparse.Namespace) -> None:
         report["channels"] = {g.name: [g.size, dense_groups[g.name]] for g in groups}
         print(json.dumps(report, indent=2))
         return
-    print(f"{args.checkpoint}: {arch.model}, input {arch.in_channels}x{arch.image_size}x{arch.image_size}, batch 1, CPU")
+    print(
+        f"{args.checkpoint}: {arch.model}, input {arch.in_channels}x{arch.image_size}x{arch.image_size}, batch 1, CPU"
+    )
     print(f"{'':<22}{'dense':>16}{'checkpoint':>16}{'ratio':>10}")
     for key in report["dense"]:
         a, b = report["dense"][key], report["checkpoint"][key]
@@ -83,7 +90,10 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     cfg = load_config(args.config, args.set)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     result = bench_epoch(cfg, args.max_batches)
-    print(f"{cfg.model.name} on {cfg.data.dataset}, batch {cfg.train.batch_size}, {torch.get_num_threads()} threads, one training epoch")
+    threads = torch.get_num_threads()
+    print(
+        f"{cfg.model.name} on {cfg.data.dataset}, batch {cfg.train.batch_size}, {threads} threads, one training epoch"
+    )
     print(f"  engine pipeline (in-memory tensors, batch augmentation): {result.engine_img_s:10,.0f} img/s")
     print(f"  plain loop (torchvision dataset + DataLoader):         {result.plain_img_s:10,.0f} img/s")
     print(f"  ratio: {result.ratio:.2f}x")
@@ -97,7 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("config", help="YAML config file")
     run.add_argument("--out", required=True, help="output directory of the run")
     run.add_argument("--dense", help="directory of a shared dense model (trained there if missing)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5")
+    run.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
+    )
     run.set_defaults(func=_cmd_run)
 
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
@@ -116,7 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     measure.set_defaults(func=_cmd_measure)
 
     bench = sub.add_parser("bench", help="time one training epoch: engine pipeline vs a plain DataLoader loop")
-    bench.add_argument("config", nargs="?", default=str(Path(__file__).resolve().parents[1] / "configs/examples/lenet5_fashion_mnist.yaml"))
+    bench.add_argument(
+        "config",
+        nargs="?",
+        default=str(Path(__file__).resolve().parents[1] / "configs/examples/lenet5_fashion_mnist.yaml"),
+    )
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--threads", type=int)
     bench.add_argument("--max-batches", type=int, help="time only the first N batches")

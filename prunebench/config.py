@@ -59,6 +59,7 @@ class DataConfig:
     test_subset: int | None = None  # evaluate on only the first N test images (quick runs)
     crop_padding: int | None = None  # random-crop padding; None: the dataset's default
     hflip: bool | None = None  # random horizontal flip; None: the dataset's default
+    workers: int = 8  # DataLoader worker processes of streamed datasets (imagenet)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
 
     def resolved_root(self) -> Path:
@@ -99,7 +100,9 @@ class TrainConfig:
         if self.epochs < 1:
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if not 0 <= self.rewind_epoch < self.epochs:
-            raise ConfigError(f"train.rewind_epoch must be in [0, epochs), got {self.rewind_epoch} with epochs={self.epochs}")
+            raise ConfigError(
+                f"train.rewind_epoch must be in [0, epochs), got {self.rewind_epoch} with epochs={self.epochs}"
+            )
         if self.rewind not in ("weights", "lr", "finetune"):
             raise ConfigError(f"train.rewind must be weights, lr or finetune, got {self.rewind!r}")
         if self.device not in ("auto", "cpu", "cuda"):
@@ -240,7 +243,14 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     return config_from_dict(raw, overrides)
 
 
-_MACHINE_KEYS = {("data", "root"), ("data", "mirror"), ("data", "download"), ("train", "device"), ("train", "threads")}
+_MACHINE_KEYS = {
+    ("data", "root"),
+    ("data", "mirror"),
+    ("data", "download"),
+    ("data", "workers"),
+    ("train", "device"),
+    ("train", "threads"),
+}
 
 
 def _digest(d: dict[str, Any]) -> str:
@@ -261,5 +271,7 @@ def config_hash(cfg: Config) -> str:
 
 def dense_hash(cfg: Config) -> str:
     """Identity of the dense model (shared by every method pruning it)."""
-    d = _without(cfg.to_dict(), _MACHINE_KEYS | {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")})
+    d = _without(
+        cfg.to_dict(), _MACHINE_KEYS | {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")}
+    )
     return _digest({k: d[k] for k in ("seed", "data", "model", "train")})

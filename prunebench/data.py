@@ -16,9 +16,9 @@ from __future__ import annotations
 import gzip
 import shutil
 import tarfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -27,10 +27,15 @@ from PIL import Image
 from torchvision import datasets
 from tqdm import tqdm
 
-from prunebench.config import DataConfig
+from prunebench.config import DataConfig, TrainConfig
 from prunebench.errors import ConfigError, DataNotFoundError
 
-_MNIST_FILES = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+_MNIST_FILES = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+]
 
 
 @dataclass(frozen=True)
@@ -50,7 +55,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "cifar10": DatasetInfo("cifar10", 10, 3, 32, 4, True),
     "cifar10_jpeg": DatasetInfo("cifar10_jpeg", 10, 3, 32, 4, True),
     "tiny_imagenet": DatasetInfo("tiny_imagenet", 200, 3, 64, 8, True),
-    "imagenet": DatasetInfo("imagenet", 1000, 3, 224, 0, True),
+    "imagenet": DatasetInfo("imagenet", 1000, 3, 224, 0, True),  # streamed; crops are RandomResizedCrop
 }
 
 
@@ -148,7 +153,9 @@ def _decode_folder(path: Path, size: int) -> Split:
 
 def _image_folder_pair(cfg: DataConfig, base: Path, test_dir: str, size: int, hint: str) -> tuple[Split, Split]:
     if not (base / "train").is_dir() or not (base / test_dir).is_dir():
-        raise DataNotFoundError(f"{cfg.dataset}: expected ImageFolder directories {base}/train and {base}/{test_dir}. {hint}")
+        raise DataNotFoundError(
+            f"{cfg.dataset}: expected ImageFolder directories {base}/train and {base}/{test_dir}. {hint}"
+        )
     return _decode_folder(base / "train", size), _decode_folder(base / test_dir, size)
 
 
@@ -166,7 +173,10 @@ def _read_cifar10_jpeg(cfg: DataConfig, root: Path, mirror: Path | None) -> tupl
 
 def _read_tiny_imagenet(cfg: DataConfig, root: Path, mirror: Path | None) -> tuple[Split, Split]:
     return _image_folder_pair(
-        cfg, root / "tiny-imagenet-200", "val", 64,
+        cfg,
+        root / "tiny-imagenet-200",
+        "val",
+        64,
         "Rearrange the official val/ images into val/<wnid>/ folders (ImageFolder layout).",
     )
 
@@ -199,7 +209,7 @@ def _read_cached(cfg: DataConfig) -> tuple[Split, Split]:
     if cfg.dataset == "synthetic":
         return _synthetic(cfg)
     if cfg.dataset == "imagenet":
-        raise ConfigError("imagenet streams from disk; use imagenet_loaders(), not load_splits()")
+        raise ConfigError("imagenet is too large to cache in memory: it streams through make_loaders()")
     root = cfg.resolved_root()
     mirror = cfg.resolved_mirror()
     cache = root / "prunebench-cache" / f"{cfg.dataset}.pt"
@@ -213,16 +223,22 @@ def _read_cached(cfg: DataConfig) -> tuple[Split, Split]:
     return train, test
 
 
+def _carve(cfg: DataConfig, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, validation indices) of the training set, seeded by ``split_seed``."""
+    if not 0 < cfg.val_size < n_train:
+        raise ConfigError(f"data.val_size must be between 1 and {n_train - 1} for {cfg.dataset}, got {cfg.val_size}")
+    perm = torch.randperm(n_train, generator=torch.Generator().manual_seed(cfg.split_seed))
+    val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :]
+    if cfg.train_subset is not None:
+        train_idx = train_idx[: cfg.train_subset]
+    return train_idx, val_idx
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Train / validation / test splits of ``cfg.dataset`` as uint8 tensors."""
     info = dataset_info(cfg)
     train, test = _read_cached(cfg)
-    if not 0 < cfg.val_size < len(train):
-        raise ConfigError(f"data.val_size must be between 1 and {len(train) - 1} for {cfg.dataset}, got {cfg.val_size}")
-    perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.split_seed))
-    val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :]
-    if cfg.train_subset is not None:
-        train_idx = train_idx[: cfg.train_subset]
+    train_idx, val_idx = _carve(cfg, len(train))
     if cfg.test_subset is not None:
         test = Split(test.x[: cfg.test_subset], test.y[: cfg.test_subset])
     train_split = Split(train.x[train_idx], train.y[train_idx])
@@ -297,7 +313,11 @@ class Batches:
     def epoch(self, gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass. With a generator: shuffled and augmented; without: in order, unaugmented."""
         n = len(self.y)
-        order = torch.randperm(n, generator=gen).to(self.y.device) if gen is not None else torch.arange(n, device=self.y.device)
+        order = (
+            torch.randperm(n, generator=gen).to(self.y.device)
+            if gen is not None
+            else torch.arange(n, device=self.y.device)
+        )
         for start in range(0, n, self.batch_size):
             idx = order[start : start + self.batch_size]
             yield self._prepare(idx, gen), self.y[idx]
@@ -306,3 +326,125 @@ class Batches:
         """``n`` random training images, normalised, unaugmented (for attention scoring)."""
         idx = torch.randperm(len(self.y), generator=gen)[:n].to(self.y.device)
         return self._prepare(idx, None)
+
+
+class FolderBatches:
+    """ImageNet-scale data, too large for memory: an ImageFolder streamed through a DataLoader
+    with the standard per-sample transforms (RandomResizedCrop + flip; Resize + CenterCrop).
+    Same interface as ``Batches``."""
+
+    MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+    def __init__(
+        self,
+        folder: datasets.ImageFolder,
+        indices: torch.Tensor,
+        train: bool,
+        image_size: int,
+        hflip: bool,
+        batch_size: int,
+        device: torch.device,
+        workers: int,
+        channels_last: bool,
+    ) -> None:
+        from torchvision import transforms
+
+        norm = [transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)]
+        if train:
+            flip = [transforms.RandomHorizontalFlip()] if hflip else []
+            tf = transforms.Compose([transforms.RandomResizedCrop(image_size), *flip, *norm])
+        else:
+            tf = transforms.Compose(
+                [transforms.Resize(image_size * 256 // 224), transforms.CenterCrop(image_size), *norm]
+            )
+        self.folder = datasets.ImageFolder(folder.root, transform=tf)
+        self.image_size = image_size
+        self.indices = indices
+        self.train = train
+        self.batch_size = batch_size
+        self.device = device
+        self.workers = workers
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.indices)
+
+    def _stream(
+        self, indices: torch.Tensor, gen: torch.Generator | None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        subset = torch.utils.data.Subset(self.folder, indices.tolist())
+        seed = int(torch.randint(2**62, (1,), generator=gen)) if gen is not None else 0
+        if self.workers == 0:
+            torch.manual_seed(seed)  # the transforms draw from the global generator in-process
+        loader = torch.utils.data.DataLoader(
+            subset,
+            batch_size=self.batch_size,
+            num_workers=self.workers,
+            pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(seed),
+        )
+        for x, y in loader:
+            x = x.to(self.device, non_blocking=True)
+            yield (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y.to(self.device)
+
+    def epoch(self, gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        order = self.indices[torch.randperm(len(self.indices), generator=gen)] if gen is not None else self.indices
+        return self._stream(order, gen if self.train else None)
+
+    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
+        """``n`` random images with the evaluation transforms (for attention scoring)."""
+        pick = self.indices[torch.randperm(len(self.indices), generator=gen)[:n]]
+        eval_view = FolderBatches(
+            self.folder, pick, False, self.image_size, False, n, self.device, 0, self.channels_last
+        )
+        return next(eval_view.epoch())[0]
+
+
+@dataclass
+class Loaders:
+    train: Batches | FolderBatches
+    val: Batches | FolderBatches
+    test: Batches | FolderBatches
+
+
+def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device) -> Loaders:
+    base = cfg.resolved_root() / "imagenet"
+    if not (base / "train").is_dir() or not (base / "val").is_dir():
+        raise DataNotFoundError(
+            f"imagenet: expected ImageFolder directories {base}/train and {base}/val (val arranged in class "
+            "folders). Set data.root or PRUNEBENCH_DATA to the directory holding imagenet/."
+        )
+    size = DATASETS["imagenet"].image_size
+    hflip = DATASETS["imagenet"].hflip if cfg.hflip is None else cfg.hflip
+    folder = datasets.ImageFolder(str(base / "train"))
+    test_folder = datasets.ImageFolder(str(base / "val"))
+    train_idx, val_idx = _carve(cfg, len(folder))
+    n_test = len(test_folder) if cfg.test_subset is None else min(cfg.test_subset, len(test_folder))
+
+    def make(f: datasets.ImageFolder, idx: torch.Tensor, is_train: bool, bs: int) -> FolderBatches:
+        return FolderBatches(f, idx, is_train, size, hflip, bs, device, cfg.workers, train.channels_last)
+
+    return Loaders(
+        make(folder, train_idx, True, train.batch_size),
+        make(folder, val_idx, False, train.eval_batch_size),
+        make(test_folder, torch.arange(n_test), False, train.eval_batch_size),
+    )
+
+
+def make_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device) -> Loaders:
+    """Train (shuffled, augmented), validation and test batches of ``cfg.dataset``."""
+    if cfg.dataset == "imagenet":
+        return _imagenet_loaders(cfg, train, device)
+    splits = load_splits(cfg)
+    info = splits.info
+    pad = info.crop_padding if cfg.crop_padding is None else cfg.crop_padding
+    flip = info.hflip if cfg.hflip is None else cfg.hflip
+    return Loaders(
+        Batches(splits.train, splits.mean, splits.std, train.batch_size, device, pad, flip, train.channels_last),
+        Batches(splits.val, splits.mean, splits.std, train.eval_batch_size, device, channels_last=train.channels_last),
+        Batches(splits.test, splits.mean, splits.std, train.eval_batch_size, device, channels_last=train.channels_last),
+    )

@@ -16,7 +16,6 @@ import copy
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from torch import nn
 
 from prunebench import surgery
 from prunebench.config import Config, config_hash, dense_hash
-from prunebench.data import Batches, Splits, dataset_info, load_splits
+from prunebench.data import Loaders, dataset_info, make_loaders
 from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
 from prunebench.measure import complexity, latency_ms
@@ -37,25 +36,6 @@ from prunebench.selection import select_by_rate
 from prunebench.training import evaluate, resolve_device, seeded_generator, train_epochs
 
 log = logging.getLogger("prunebench")
-
-
-@dataclass
-class Loaders:
-    train: Batches
-    val: Batches
-    test: Batches
-
-
-def make_loaders(splits: Splits, cfg: Config, device: torch.device) -> Loaders:
-    info = splits.info
-    pad = info.crop_padding if cfg.data.crop_padding is None else cfg.data.crop_padding
-    flip = info.hflip if cfg.data.hflip is None else cfg.data.hflip
-    t = cfg.train
-    return Loaders(
-        Batches(splits.train, splits.mean, splits.std, t.batch_size, device, pad, flip, t.channels_last),
-        Batches(splits.val, splits.mean, splits.std, t.eval_batch_size, device, channels_last=t.channels_last),
-        Batches(splits.test, splits.mean, splits.std, t.eval_batch_size, device, channels_last=t.channels_last),
-    )
 
 
 def _to_device(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
@@ -90,7 +70,9 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
             )
         return record
     info = dataset_info(cfg.data)
-    arch = surgery.dense_architecture(cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options)
+    arch = surgery.dense_architecture(
+        cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
+    )
     torch.manual_seed(cfg.seed)
     model = _to_device(surgery.instantiate(arch), cfg, device)
     k, epochs = cfg.train.rewind_epoch, cfg.train.epochs
@@ -103,8 +85,16 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
         surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, model, epoch=0)
     start = time.time()
     log.info("training dense %s for %d epochs (rewind state at epoch %d)", cfg.model.name, epochs, k)
-    train_epochs(model, loaders.train, cfg.train, range(0, epochs), cfg.train.lr_at, (cfg.seed, "dense"),
-                 dense_dir / "training.pt", on_epoch_end=save_rewind)
+    train_epochs(
+        model,
+        loaders.train,
+        cfg.train,
+        range(0, epochs),
+        cfg.train.lr_at,
+        (cfg.seed, "dense"),
+        dense_dir / "training.pt",
+        on_epoch_end=save_rewind,
+    )
     surgery.save_checkpoint(str(dense_dir / "dense.pt"), arch, model, epoch=epochs)
     record = {
         "dense_hash": key,
@@ -133,8 +123,13 @@ def _metric_value(model: nn.Module, arch: surgery.Architecture, metric: str, dev
 
 
 def resolve_rate(
-    sel: RateSelection, scores: dict[str, torch.Tensor], model: nn.Module, arch: surgery.Architecture,
-    dense: dict[str, Any], min_channels: int, device: torch.device,
+    sel: RateSelection,
+    scores: dict[str, torch.Tensor],
+    model: nn.Module,
+    arch: surgery.Architecture,
+    dense: dict[str, Any],
+    min_channels: int,
+    device: torch.device,
 ) -> tuple[float, dict[str, list[int]]]:
     """The fraction to remove and the channels it selects. With a target, the smallest fraction
     (to 1e-4) that reaches it, so the last round lands on the target instead of overshooting."""
@@ -155,7 +150,9 @@ def resolve_rate(
     return hi, select_by_rate(scores, hi, sel.scope, min_channels)
 
 
-def _score(method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int) -> dict[str, torch.Tensor]:
+def _score(
+    method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int
+) -> dict[str, torch.Tensor]:
     gen = seeded_generator(cfg.seed, "score", rnd)
     batch = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
     with torch.no_grad():
@@ -163,7 +160,10 @@ def _score(method: Method, model: nn.Module, groups: list[surgery.ChannelGroup],
     for g in groups:
         s = scores.get(g.name)
         if s is None or s.shape != (g.size,):
-            raise RuntimeError(f"method {method.name!r} must return a 1-D score of size {g.size} for group {g.name}, got {None if s is None else tuple(s.shape)}")
+            got = None if s is None else tuple(s.shape)
+            raise RuntimeError(
+                f"method {method.name!r} must return a 1-D score of size {g.size} for {g.name}, got {got}"
+            )
     return {g.name: scores[g.name].detach().double().cpu() for g in groups}
 
 
@@ -195,7 +195,12 @@ class RunState:
         write_json({"config_hash": self.run_hash, "rounds": self.rounds, "layers": self.layers}, self.path)
 
     def records(self) -> list[RoundRecord]:
-        return [RoundRecord(r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"], r["removed"]) for r in self.rounds]
+        return [
+            RoundRecord(
+                r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"], r["removed"]
+            )
+            for r in self.rounds
+        ]
 
 
 def run_experiment(cfg: Config, out: Path, dense_dir: Path | None = None) -> dict[str, Any]:
@@ -222,14 +227,17 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
-    loaders = make_loaders(load_splits(cfg.data), cfg, device)
+    loaders = make_loaders(cfg.data, cfg.train, device)
     dense = train_dense(cfg, dense_dir, loaders, device)
     rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
-    t = cfg.train
-    k, E = t.rewind_epoch, t.epochs
     base_row = {
-        "run_id": cfg.name, "config_hash": run_hash, "dataset": cfg.data.dataset, "model": cfg.model.name,
-        "method": method.name, "policy": policy_name, "seed": cfg.seed,
+        "run_id": cfg.name,
+        "config_hash": run_hash,
+        "dataset": cfg.data.dataset,
+        "model": cfg.model.name,
+        "method": method.name,
+        "policy": policy_name,
+        "seed": cfg.seed,
     }
 
     arch, model = surgery.load_checkpoint(str(dense_dir / "dense.pt"))[:2]
@@ -238,10 +246,25 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     if not state.rounds:
         surgery.save_checkpoint(str(state.checkpoint(0)), arch, model)
         state.add(
-            {**base_row, "round": 0, "base_round": 0, "params": dense["params"], "macs": dense["macs"],
-             "flops": dense["flops"], "params_reduction": 0.0, "flops_reduction": 0.0, "val_top1": dense["val_top1"],
-             "test_top1": dense["test_top1"], "val_drop": 0.0, "test_drop": 0.0, "epochs": E, "wall_s": dense["wall_s"],
-             "rate": 0.0, "channels": sum(g.size for g in groups), "removed": 0},
+            {
+                **base_row,
+                "round": 0,
+                "base_round": 0,
+                "params": dense["params"],
+                "macs": dense["macs"],
+                "flops": dense["flops"],
+                "params_reduction": 0.0,
+                "flops_reduction": 0.0,
+                "val_top1": dense["val_top1"],
+                "test_top1": dense["test_top1"],
+                "val_drop": 0.0,
+                "test_drop": 0.0,
+                "epochs": dense["epochs"],
+                "wall_s": dense["wall_s"],
+                "rate": 0.0,
+                "channels": sum(g.size for g in groups),
+                "removed": 0,
+            },
             [],
         )
     elif len(state.rounds) > 1:
@@ -266,10 +289,27 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
     final = rounds[rounds["round"] == final_round].iloc[0]
     summary = {
-        "run_id": cfg.name, "method": method.name, "policy": policy_name, "stop_reason": stop_reason,
-        "final_round": final_round, "rounds": int(rounds["round"].max()),
+        "run_id": cfg.name,
+        "method": method.name,
+        "policy": policy_name,
+        "stop_reason": stop_reason,
+        "final_round": final_round,
+        "rounds": int(rounds["round"].max()),
         "dense": {k_: dense[k_] for k_ in ("params", "macs", "flops", "val_top1", "test_top1")},
-        "final": {k_: final[k_].item() for k_ in ("params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop")},
+        "final": {
+            k_: final[k_].item()
+            for k_ in (
+                "params",
+                "macs",
+                "flops",
+                "params_reduction",
+                "flops_reduction",
+                "val_top1",
+                "test_top1",
+                "val_drop",
+                "test_drop",
+            )
+        },
         "wall_s": float(rounds["wall_s"].sum()),
     }
     if cfg.measure.latency:
@@ -278,17 +318,33 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         threads = torch.get_num_threads()
         summary["latency_ms"] = {
             f"{name}_{n}t": latency_ms(m, x, n, cfg.measure.warmup, cfg.measure.repeats)
-            for name, m in (("dense", dense_model), ("final", model)) for n in sorted({1, threads})
+            for name, m in (("dense", dense_model), ("final", model))
+            for n in sorted({1, threads})
         }
     write_json(summary, out / "summary.json")
-    log.info("done: %s (final round %d, params -%.2f%%, val drop %.2f)", stop_reason, final_round,
-             summary["final"]["params_reduction"], summary["final"]["val_drop"])
+    log.info(
+        "done: %s (final round %d, params -%.2f%%, val drop %.2f)",
+        stop_reason,
+        final_round,
+        summary["final"]["params_reduction"],
+        summary["final"]["val_drop"],
+    )
     return summary
 
 
-def _round(cfg: Config, rnd: int, step: Step, method: Method, state: RunState, loaders: Loaders,
-           dense: dict[str, Any], rewind_state: dict[str, torch.Tensor], base_row: dict[str, Any],
-           original: dict[str, int], device: torch.device) -> str | None:
+def _round(
+    cfg: Config,
+    rnd: int,
+    step: Step,
+    method: Method,
+    state: RunState,
+    loaders: Loaders,
+    dense: dict[str, Any],
+    rewind_state: dict[str, torch.Tensor],
+    base_row: dict[str, Any],
+    original: dict[str, int],
+    device: torch.device,
+) -> str | None:
     start = time.time()
     t = cfg.train
     k, E = t.rewind_epoch, t.epochs
@@ -309,27 +365,67 @@ def _round(cfg: Config, rnd: int, step: Step, method: Method, state: RunState, l
         epochs, lr_at = range(0, E - k), (lambda _e: lr)
     else:
         epochs, lr_at = range(k, E), t.lr_at
-    log.info("round %d: removed %d channels (rate %.4f) from round %d; retraining %d epochs", rnd, removed, rate, step.base_round, len(epochs))
-    train_epochs(model, loaders.train, t, epochs, lr_at, (cfg.seed, f"round{rnd}"), state.dir / "training.pt",
-                 extra_loss=method.extra_loss)
+    log.info(
+        "round %d: removed %d channels (rate %.4f) from round %d; retraining %d epochs",
+        rnd,
+        removed,
+        rate,
+        step.base_round,
+        len(epochs),
+    )
+    train_epochs(
+        model,
+        loaders.train,
+        t,
+        epochs,
+        lr_at,
+        (cfg.seed, f"round{rnd}"),
+        state.dir / "training.pt",
+        extra_loss=method.extra_loss,
+    )
     cx = complexity(model, new_arch.example_input().to(device))
     val, test = evaluate(model, loaders.val), evaluate(model, loaders.test)
     surgery.save_checkpoint(str(state.checkpoint(rnd)), new_arch, model)
     row = {
-        **base_row, "round": rnd, "base_round": step.base_round, **cx,
-        "params_reduction": _reduction(cx["params"], dense["params"]), "flops_reduction": _reduction(cx["flops"], dense["flops"]),
-        "val_top1": val, "test_top1": test, "val_drop": dense["val_top1"] - val, "test_drop": dense["test_top1"] - test,
-        "epochs": len(epochs), "wall_s": time.time() - start, "rate": rate,
+        **base_row,
+        "round": rnd,
+        "base_round": step.base_round,
+        **cx,
+        "params_reduction": _reduction(cx["params"], dense["params"]),
+        "flops_reduction": _reduction(cx["flops"], dense["flops"]),
+        "val_top1": val,
+        "test_top1": test,
+        "val_drop": dense["val_top1"] - val,
+        "test_drop": dense["test_top1"] - test,
+        "epochs": len(epochs),
+        "wall_s": time.time() - start,
+        "rate": rate,
         "channels": sum(sizes_before.values()) - removed,
         "removed": removed,
     }
     layers = [
-        {"run_id": cfg.name, "round": rnd, "group": g.name, "layers": " ".join(g.out_layers),
-         "original_channels": original[g.name],
-         "channels_before": g.size, "channels_after": g.size - len(remove[g.name]),
-         "score_min": float(scores[g.name].min()), "score_mean": float(scores[g.name].mean()), "score_max": float(scores[g.name].max())}
+        {
+            "run_id": cfg.name,
+            "round": rnd,
+            "group": g.name,
+            "layers": " ".join(g.out_layers),
+            "original_channels": original[g.name],
+            "channels_before": g.size,
+            "channels_after": g.size - len(remove[g.name]),
+            "score_min": float(scores[g.name].min()),
+            "score_mean": float(scores[g.name].mean()),
+            "score_max": float(scores[g.name].max()),
+        }
         for g in groups
     ]
     state.add(row, layers)
-    log.info("round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)", rnd, row["params_reduction"], row["flops_reduction"], val, test, row["wall_s"])
+    log.info(
+        "round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)",
+        rnd,
+        row["params_reduction"],
+        row["flops_reduction"],
+        val,
+        test,
+        row["wall_s"],
+    )
     return None

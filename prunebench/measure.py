@@ -47,7 +47,9 @@ def layer_flops(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 
         return record
 
-    hooks = [m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    hooks = [
+        m.register_forward_hook(hook(n)) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     was_training = model.training
     model.eval()
     try:

@@ -61,7 +61,7 @@ class Method:
     class Options:
         pass
 
-    def __init__(self, options: "Method.Options") -> None:
+    def __init__(self, options: Method.Options) -> None:
         self.options = options
 
     def score(self, ctx: ScoringContext) -> dict[str, torch.Tensor]:

@@ -71,7 +71,7 @@ class Policy:
     class Options:
         pass
 
-    def __init__(self, options: "Policy.Options") -> None:
+    def __init__(self, options: Policy.Options) -> None:
         self.options = options
 
     def next_step(self, history: list[RoundRecord]) -> Step | Stop:
@@ -105,7 +105,9 @@ class IterativePolicy(Policy):
             return Stop("target reached")
         if last.round > 0 and last.removed == 0:
             return Stop("nothing left to prune")
-        return Step(last.round, RateSelection(self.options.rate, self.options.scope, (self.options.metric, self.options.target)))
+        return Step(
+            last.round, RateSelection(self.options.rate, self.options.scope, (self.options.metric, self.options.target))
+        )
 
 
 class OneShotPolicy(Policy):

@@ -16,13 +16,41 @@ import torch
 from prunebench.io import atomic_write_text
 
 ROUND_COLUMNS = [
-    "run_id", "config_hash", "dataset", "model", "method", "policy", "seed", "round", "base_round",
-    "params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1",
-    "val_drop", "test_drop", "epochs", "wall_s", "rate", "channels", "removed",
+    "run_id",
+    "config_hash",
+    "dataset",
+    "model",
+    "method",
+    "policy",
+    "seed",
+    "round",
+    "base_round",
+    "params",
+    "macs",
+    "flops",
+    "params_reduction",
+    "flops_reduction",
+    "val_top1",
+    "test_top1",
+    "val_drop",
+    "test_drop",
+    "epochs",
+    "wall_s",
+    "rate",
+    "channels",
+    "removed",
 ]
 LAYER_COLUMNS = [
-    "run_id", "round", "group", "layers", "original_channels", "channels_before", "channels_after",
-    "score_min", "score_mean", "score_max",
+    "run_id",
+    "round",
+    "group",
+    "layers",
+    "original_channels",
+    "channels_before",
+    "channels_after",
+    "score_min",
+    "score_mean",
+    "score_max",
 ]
 
 
@@ -36,8 +64,14 @@ def _version(package: str) -> str | None:
 def environment_record() -> dict[str, Any]:
     repo = Path(__file__).resolve().parents[1]
     try:
-        commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+            ).stdout.strip()
+        )
     except (OSError, subprocess.CalledProcessError):
         commit, dirty = None, None
     return {
@@ -47,7 +81,10 @@ def environment_record() -> dict[str, Any]:
         "cpu_count": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         # importlib.metadata: torch_pruning.__version__ says 1.6.0 for 1.6.1.
-        "packages": {p: _version(p) for p in ("prunebench", "torch", "torchvision", "torch-pruning", "numpy", "pandas", "snakemake")},
+        "packages": {
+            p: _version(p)
+            for p in ("prunebench", "torch", "torchvision", "torch-pruning", "numpy", "pandas", "snakemake")
+        },
         "git_commit": commit,
         "git_dirty": dirty,
     }

@@ -13,15 +13,15 @@ def _lowest(scores: torch.Tensor, n: int) -> list[int]:
     return sorted(order[:n].tolist())
 
 
-def select_by_rate(scores: dict[str, torch.Tensor], fraction: float, scope: str, min_channels: int) -> dict[str, list[int]]:
+def select_by_rate(
+    scores: dict[str, torch.Tensor], fraction: float, scope: str, min_channels: int
+) -> dict[str, list[int]]:
     """Remove ``fraction`` of the channels, per group (``layerwise``) or over all groups
     pooled (``global``), never leaving a group with fewer than ``min_channels``."""
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
     if scope == "layerwise":
-        return {
-            g: _lowest(s, min(round(fraction * len(s)), max(len(s) - min_channels, 0))) for g, s in scores.items()
-        }
+        return {g: _lowest(s, min(round(fraction * len(s)), max(len(s) - min_channels, 0))) for g, s in scores.items()}
     if scope != "global":
         raise ValueError(f"scope must be 'layerwise' or 'global', got {scope!r}")
     total = sum(len(s) for s in scores.values())
@@ -43,7 +43,9 @@ def select_by_rate(scores: dict[str, torch.Tensor], fraction: float, scope: str,
     return {g: sorted(v) for g, v in chosen.items()}
 
 
-def select_by_threshold(scores: dict[str, torch.Tensor], thresholds: dict[str, float], min_channels: int) -> dict[str, list[int]]:
+def select_by_threshold(
+    scores: dict[str, torch.Tensor], thresholds: dict[str, float], min_channels: int
+) -> dict[str, list[int]]:
     """Remove channels whose score is <= the group's threshold (so T = 0 removes exactly the
     dead channels), keeping at least the ``min_channels`` best of each group."""
     out = {}
@@ -66,7 +68,10 @@ def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.T
     if by == "params":
         total = count_params(model)
         return {
-            g.name: sum(p.numel() for layer in g.out_layers + g.norm_layers for p in model.get_submodule(layer).parameters()) / total
+            g.name: sum(
+                p.numel() for layer in g.out_layers + g.norm_layers for p in model.get_submodule(layer).parameters()
+            )
+            / total
             for g in groups
         }
     if by == "flops":

@@ -43,7 +43,7 @@ class Architecture:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Architecture":
+    def from_dict(cls, d: dict[str, Any]) -> Architecture:
         return cls(**{**d, "kept": {k: [int(i) for i in v] for k, v in d["kept"].items()}})
 
     def example_input(self, batch: int = 1) -> torch.Tensor:
@@ -64,7 +64,11 @@ class ChannelGroup:
 
 def _is_out_fn(fn: Any) -> bool:
     # Compare with ==: Torch-Pruning's handlers are bound methods, never identical objects.
-    return fn == tp.prune_conv_out_channels or fn == tp.prune_linear_out_channels or fn == tp.prune_depthwise_conv_out_channels
+    return (
+        fn == tp.prune_conv_out_channels
+        or fn == tp.prune_linear_out_channels
+        or fn == tp.prune_depthwise_conv_out_channels
+    )
 
 
 def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyGraph:
@@ -115,7 +119,9 @@ def channel_groups(model: nn.Module, dg: tp.DependencyGraph) -> list[ChannelGrou
     return sorted(groups, key=lambda grp: order[grp.root])
 
 
-def remove_channels(model: nn.Module, arch: Architecture, remove: dict[str, list[int]], min_channels: int = 1) -> Architecture:
+def remove_channels(
+    model: nn.Module, arch: Architecture, remove: dict[str, list[int]], min_channels: int = 1
+) -> Architecture:
     """Physically remove channels (CURRENT indices per group) from ``model`` in place.
 
     Returns the new architecture record. Refuses to leave a group with fewer than
@@ -129,7 +135,9 @@ def remove_channels(model: nn.Module, arch: Architecture, remove: dict[str, list
             continue
         group = groups[name]
         if group.size - len(idxs) < min_channels:
-            raise ValueError(f"removing {len(idxs)} of {group.size} channels of {name} leaves fewer than {min_channels}")
+            raise ValueError(
+                f"removing {len(idxs)} of {group.size} channels of {name} leaves fewer than {min_channels}"
+            )
         current = kept.get(name, list(range(group.size)))
         tp_group = dg.get_pruning_group(group.root, group.root_fn, idxs)
         if not dg.check_pruning_group(tp_group):
@@ -140,7 +148,9 @@ def remove_channels(model: nn.Module, arch: Architecture, remove: dict[str, list
     return Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, dict(arch.options), kept)
 
 
-def dense_architecture(model_name: str, num_classes: int, in_channels: int, image_size: int, options: dict[str, Any] | None = None) -> Architecture:
+def dense_architecture(
+    model_name: str, num_classes: int, in_channels: int, image_size: int, options: dict[str, Any] | None = None
+) -> Architecture:
     return Architecture(model_name, num_classes, in_channels, image_size, dict(options or {}), {})
 
 
@@ -182,7 +192,9 @@ def save_checkpoint(path: str, arch: Architecture, model: nn.Module, **extra: An
     """Save a checkpoint loadable with ``torch.load(..., weights_only=True)``."""
     from prunebench.io import atomic_torch_save
 
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, "arch": arch.to_dict(), "state_dict": model.state_dict(), **extra}, path)
+    atomic_torch_save(
+        {"format": CHECKPOINT_FORMAT, "arch": arch.to_dict(), "state_dict": model.state_dict(), **extra}, path
+    )
 
 
 def load_checkpoint(path: str) -> tuple[Architecture, nn.Module, dict[str, Any]]:

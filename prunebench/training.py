@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,10 @@ def evaluate(model: nn.Module, batches: Batches) -> float:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim.Optimizer:
     return torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0,
+        model.parameters(),
+        lr=lr,
+        momentum=cfg.momentum,
+        nesterov=cfg.nesterov and cfg.momentum > 0,
         weight_decay=cfg.weight_decay,
     )
 
@@ -82,7 +85,13 @@ def train_epochs(
             group["lr"] = lr_at(epoch)
         gen = seeded_generator(*key, epoch)
         model.train()
-        for x, y in tqdm(batches.epoch(gen), total=len(batches), desc=f"{'/'.join(map(str, key[1:]))} epoch {epoch + 1}/{epochs.stop}", leave=False, unit="batch"):
+        for x, y in tqdm(
+            batches.epoch(gen),
+            total=len(batches),
+            desc=f"{'/'.join(map(str, key[1:]))} epoch {epoch + 1}/{epochs.stop}",
+            leave=False,
+            unit="batch",
+        ):
             out = model(x)
             loss = F.cross_entropy(out, y)
             if extra_loss is not None:
@@ -93,7 +102,12 @@ def train_epochs(
             loss.backward()
             optimizer.step()
         atomic_torch_save(
-            {"key": list(map(str, key)), "next_epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict()},
+            {
+                "key": list(map(str, key)),
+                "next_epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+            },
             checkpoint,
         )
         if on_epoch_end is not None:

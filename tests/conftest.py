@@ -18,7 +18,11 @@ def _isolated_data_root(tmp_path, monkeypatch):
 TINY = {
     "name": "tiny",
     "seed": 0,
-    "data": {"dataset": "synthetic", "val_size": 100, "synthetic": {"size": 16, "channels": 1, "classes": 4, "train": 500, "test": 100}},
+    "data": {
+        "dataset": "synthetic",
+        "val_size": 100,
+        "synthetic": {"size": 16, "channels": 1, "classes": 4, "train": 500, "test": 100},
+    },
     "model": {"name": "lenet5"},
     "train": {"epochs": 3, "rewind_epoch": 1, "batch_size": 50, "lr": 0.05, "threads": 1},
     "prune": {"method": "ilp", "policy": "iterative", "policy_options": {"rate": 0.3, "target": 60}},

@@ -32,9 +32,14 @@ def test_fashion_mnist_from_a_mirror_through_torchvision(tmp_path):
     mirror.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for prefix, n in (("train", 30), ("t10k", 10)):
-        for kind, arr in (("images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28))), ("labels-idx1-ubyte", rng.integers(0, 10, n))):
+        for kind, arr in (
+            ("images-idx3-ubyte", rng.integers(0, 255, (n, 28, 28))),
+            ("labels-idx1-ubyte", rng.integers(0, 10, n)),
+        ):
             (mirror / f"{prefix}-{kind}.gz").write_bytes(gzip.compress(_idx(arr)))
-    cfg = config_from_dict({"data": {"dataset": "fashion_mnist", "mirror": str(tmp_path / "mirror"), "val_size": 5, "download": False}})
+    cfg = config_from_dict(
+        {"data": {"dataset": "fashion_mnist", "mirror": str(tmp_path / "mirror"), "val_size": 5, "download": False}}
+    )
     splits = load_splits(cfg.data)
     assert (len(splits.train), len(splits.val), len(splits.test)) == (25, 5, 10)
     assert splits.train.x.shape[1:] == (1, 28, 28)
@@ -87,7 +92,7 @@ def test_hflip_flips_some_images_entirely():
     out = random_hflip(x, torch.Generator().manual_seed(0))
     flipped = [torch.equal(out[i], x[i].flip(2)) for i in range(64)]
     kept = [torch.equal(out[i], x[i]) for i in range(64)]
-    assert all(f or k for f, k in zip(flipped, kept)) and 10 < sum(flipped) < 54
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and 10 < sum(flipped) < 54
 
 
 def test_batches_cover_the_split_once_per_epoch():
@@ -96,3 +101,38 @@ def test_batches_cover_the_split_once_per_epoch():
     batches = Batches(splits.train, splits.mean, splits.std, 64, torch.device("cpu"), 4, True)
     labels = torch.cat([y for _, y in batches.epoch(torch.Generator().manual_seed(0))])
     assert len(batches) == 4 and sorted(labels.tolist()) == sorted(splits.train.y.tolist())
+
+
+def test_imagenet_streams_from_an_image_folder(tmp_path, monkeypatch):
+    from prunebench.data import make_loaders
+
+    root = tmp_path / "data"
+    for split, n in (("train", 5), ("val", 2)):
+        for cls in ("n01", "n02"):
+            d = root / "imagenet" / split / cls
+            d.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(np.full((40, 50, 3), 30 * i, np.uint8)).save(d / f"{i}.JPEG")
+    cfg = config_from_dict(
+        {
+            "data": {"dataset": "imagenet", "root": str(root), "val_size": 2, "workers": 0},
+            "train": {"batch_size": 4, "eval_batch_size": 3},
+        }
+    )
+    loaders = make_loaders(cfg.data, cfg.train, torch.device("cpu"))
+    assert (loaders.train.num_samples, loaders.val.num_samples, loaders.test.num_samples) == (8, 2, 4)
+    a = [x for x, _ in loaders.train.epoch(torch.Generator().manual_seed(1))]
+    b = [x for x, _ in loaders.train.epoch(torch.Generator().manual_seed(1))]
+    assert [x.shape for x in a] == [(4, 3, 224, 224)] * 2
+    assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))  # augmentation is seeded
+    assert loaders.train.sample(3, torch.Generator()).shape == (3, 3, 224, 224)
+    labels = torch.cat([y for _, y in loaders.test.epoch()])
+    assert sorted(labels.tolist()) == [0, 0, 1, 1]
+
+
+def test_missing_imagenet_says_where_it_is_expected(tmp_path):
+    from prunebench.data import make_loaders
+
+    cfg = config_from_dict({"data": {"dataset": "imagenet", "root": str(tmp_path)}})
+    with pytest.raises(DataNotFoundError, match=r"imagenet/train"):
+        make_loaders(cfg.data, cfg.train, torch.device("cpu"))

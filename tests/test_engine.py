@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-
 from conftest import TINY
+
 from prunebench.cli import main
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,11 @@ def test_cli_run_writes_the_documented_results(tmp_path, capsys):
 
 
 def test_resume_after_kill_gives_the_same_rounds(tmp_path):
-    config = _write(tmp_path, "tiny", {"prune": {"method": "aap", "policy": "iterative", "policy_options": {"rate": 0.1, "target": 70}}})
+    config = _write(
+        tmp_path,
+        "tiny",
+        {"prune": {"method": "aap", "policy": "iterative", "policy_options": {"rate": 0.1, "target": 70}}},
+    )
     whole = tmp_path / "whole"
     assert main(["run", str(config), "--out", str(whole)]) == 0
     assert len(pd.read_csv(whole / "rounds.csv")) >= 4, "the run must have rounds left after the kill"
@@ -101,7 +105,11 @@ def test_a_plugin_file_in_a_methods_directory_is_discovered_and_runs(tmp_path, m
 def test_one_shot_and_the_other_rewind_modes(tmp_path):
     for rewind in ("lr", "finetune"):
         out = tmp_path / rewind
-        config = _write(tmp_path, rewind, {"train": {"rewind": rewind}, "prune": {"method": "l1", "policy": None, "policy_options": {"target": 50}}})
+        config = _write(
+            tmp_path,
+            rewind,
+            {"train": {"rewind": rewind}, "prune": {"method": "l1", "policy": None, "policy_options": {"target": 50}}},
+        )
         assert main(["run", str(config), "--out", str(out), "--dense", str(tmp_path / "dense")]) == 0
         rounds = pd.read_csv(out / "rounds.csv")
         assert rounds["policy"].iloc[0] == "one_shot" and len(rounds) == 2
@@ -113,7 +121,17 @@ def test_bad_input_is_refused_with_the_choices(tmp_path, capsys):
     assert "unknown method 'nope'; choose one of: aap, ilp" in capsys.readouterr().err
     assert main(["run", str(_write(tmp_path, "d", {"data": {"dataset": "svhn"}})), "--out", str(tmp_path / "b")]) == 2
     assert "unknown dataset 'svhn'" in capsys.readouterr().err
-    assert main(["run", str(_write(tmp_path, "o", {"model": {"name": "lenet5", "options": {"width": 2}}})), "--out", str(tmp_path / "c")]) == 2
+    assert (
+        main(
+            [
+                "run",
+                str(_write(tmp_path, "o", {"model": {"name": "lenet5", "options": {"width": 2}}})),
+                "--out",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 2
+    )
     assert "has no option(s) ['width']" in capsys.readouterr().err
 
 
@@ -122,13 +140,14 @@ def test_the_readme_plugin_example_is_discovered_and_scores(tmp_path, monkeypatc
     code = readme.split("# methods/bn_scale.py\n", 1)[1].split("```", 1)[0]
     (tmp_path / "bn_scale.py").write_text(code)
     monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(tmp_path))
-    from prunebench.methods import make_method
     from prunebench import surgery
-    from prunebench.methods import ScoringContext
+    from prunebench.methods import ScoringContext, make_method
 
     method = make_method("bn_scale", {"power": 2})
     arch = surgery.dense_architecture("resnet20", 10, 3, 32)
     model = surgery.instantiate(arch).eval()
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
     scores = method.score(ScoringContext(model, groups, arch.example_input(2), torch.Generator(), 1))
-    assert {g.name for g in groups} == set(scores) and all(s.shape == (g.size,) for g, s in zip(groups, scores.values()))
+    assert {g.name for g in groups} == set(scores) and all(
+        s.shape == (g.size,) for g, s in zip(groups, scores.values(), strict=True)
+    )

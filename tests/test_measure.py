@@ -11,7 +11,9 @@ def _analytic(model: nn.Module, size: int, channels: int) -> int:
     total = 0
     x = torch.zeros(1, channels, size, size)
     shapes = {}
-    hooks = [m.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, o.shape)) for n, m in model.named_modules()]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, o.shape)) for n, m in model.named_modules()
+    ]
     model.eval()(x)
     for h in hooks:
         h.remove()

@@ -6,9 +6,8 @@ fixed (the classifier). Modules listed in ``CUSTOMIZED_PRUNERS`` are opaque to T
 every channel group that touches one is left unpruned.
 """
 
-from prunebench.models.registry import CUSTOMIZED_PRUNERS, MODELS, build_model, register_model
-
 # Importing the zoo modules registers their models.
 from prunebench.models import lenet, mobilenet, resnet_cifar, resnet_torchvision, shufflenet, vgg  # noqa: E402,F401
+from prunebench.models.registry import CUSTOMIZED_PRUNERS, MODELS, build_model, register_model
 
 __all__ = ["CUSTOMIZED_PRUNERS", "MODELS", "build_model", "register_model"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from torch import nn
 
@@ -42,16 +43,16 @@ def model_options(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if k not in _FIXED_ARGS}
 
 
-def build_model(name: str, num_classes: int, in_channels: int, image_size: int, options: dict[str, Any] | None = None) -> nn.Module:
+def build_model(
+    name: str, num_classes: int, in_channels: int, image_size: int, options: dict[str, Any] | None = None
+) -> nn.Module:
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; choose one of: {', '.join(sorted(MODELS))}")
     options = dict(options or {})
     valid = model_options(name)
     unknown = sorted(set(options) - set(valid))
     if unknown:
-        raise ConfigError(
-            f"model {name!r} has no option(s) {unknown}; valid options: {sorted(valid) or 'none'}"
-        )
+        raise ConfigError(f"model {name!r} has no option(s) {unknown}; valid options: {sorted(valid) or 'none'}")
     model = MODELS[name].factory(num_classes=num_classes, in_channels=in_channels, image_size=image_size, **options)
     if not hasattr(model, "unprunable"):
         raise TypeError(f"model factory {name!r} must set the 'unprunable' attribute")

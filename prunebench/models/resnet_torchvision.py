@@ -27,7 +27,9 @@ class Bottleneck(tv_resnet.Bottleneck):
         return self.relu3(out + identity)
 
 
-def _build(layers: list[int], num_classes: int, in_channels: int, image_size: int, small_input: bool | None) -> nn.Module:
+def _build(
+    layers: list[int], num_classes: int, in_channels: int, image_size: int, small_input: bool | None
+) -> nn.Module:
     model = tv_resnet.ResNet(Bottleneck, layers, num_classes=num_classes)
     if small_input is None:
         small_input = image_size <= 64

@@ -9,7 +9,7 @@ and the last 1x1 conv are pruned. The equivalence tests prove this grouping on t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch_pruning as tp
@@ -104,7 +104,7 @@ class ShuffleNetV2(nn.Module):
         self.stem = nn.Sequential(*_bn_conv(in_channels, 24, 3))
         units: list[nn.Module] = []
         c = 24
-        for w, n in zip(widths, repeats):
+        for w, n in zip(widths, repeats, strict=True):
             units.append(DownUnit(c, w))
             units += [BasicUnit(w) for _ in range(n)]
             c = w
