@@ -60,3 +60,18 @@ def test_pruned_models_count_less():
 def test_latency_is_a_positive_median():
     arch = surgery.dense_architecture("lenet5", 10, 1, 28)
     assert latency_ms(surgery.instantiate(arch), arch.example_input(), threads=1, warmup=1, repeats=3) > 0
+
+
+@pytest.mark.parametrize("name", ["resnet20", "mobilenetv2"])
+def test_fvcore_agrees_once_its_conventions_are_aligned(name):
+    """fvcore counts one flop per MAC and adds batch norm and pooling: with those counted as 0
+    (handles returning 0, not None), its count is our MACs."""
+    from fvcore.nn import FlopCountAnalysis
+
+    arch = surgery.dense_architecture(name, 10, 3, 32)
+    model = surgery.instantiate(arch).eval()
+    zero = lambda *_: 0  # noqa: E731
+    analysis = FlopCountAnalysis(model, arch.example_input())
+    analysis.set_op_handle("aten::batch_norm", zero, "aten::adaptive_avg_pool2d", zero)
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    assert analysis.total() == complexity(model, arch.example_input())["macs"]
