@@ -103,7 +103,7 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
         "test_top1": evaluate(model, loaders.test),
         "epochs": epochs,
         "wall_s": time.time() - start,
-        **complexity(model, arch.example_input().to(device)),
+        **complexity(model, arch.example_input(device=device)),
     }
     write_json(record, record_path)
     log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
@@ -119,7 +119,7 @@ def _reduction(value: int, dense: int) -> float:
 
 
 def _metric_value(model: nn.Module, arch: surgery.Architecture, metric: str, device: torch.device) -> int:
-    return complexity(model, arch.example_input().to(device))[metric]
+    return complexity(model, arch.example_input(device=device))[metric]
 
 
 def resolve_rate(
@@ -196,11 +196,14 @@ class RunState:
 
     def records(self) -> list[RoundRecord]:
         return [
-            RoundRecord(
-                r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"], r["removed"]
-            )
+            RoundRecord(r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"])
             for r in self.rounds
         ]
+
+
+_SUMMARY_COLUMNS = (
+    "params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop"
+)  # fmt: skip
 
 
 def run_experiment(cfg: Config, out: Path, dense_dir: Path | None = None) -> dict[str, Any]:
@@ -295,21 +298,8 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         "stop_reason": stop_reason,
         "final_round": final_round,
         "rounds": int(rounds["round"].max()),
-        "dense": {k_: dense[k_] for k_ in ("params", "macs", "flops", "val_top1", "test_top1")},
-        "final": {
-            k_: final[k_].item()
-            for k_ in (
-                "params",
-                "macs",
-                "flops",
-                "params_reduction",
-                "flops_reduction",
-                "val_top1",
-                "test_top1",
-                "val_drop",
-                "test_drop",
-            )
-        },
+        "dense": {key: dense[key] for key in ("params", "macs", "flops", "val_top1", "test_top1")},
+        "final": {key: final[key].item() for key in _SUMMARY_COLUMNS},
         "wall_s": float(rounds["wall_s"].sum()),
     }
     if cfg.measure.latency:
@@ -350,7 +340,7 @@ def _round(
     k, E = t.rewind_epoch, t.epochs
     arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(step.base_round)))
     model = _to_device(model, cfg, device)
-    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input().to(device)))
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
     scores = _score(method, model, groups, loaders, cfg, rnd)
     rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
     removed = sum(len(v) for v in remove.values())
@@ -383,7 +373,7 @@ def _round(
         state.dir / "training.pt",
         extra_loss=method.extra_loss,
     )
-    cx = complexity(model, new_arch.example_input().to(device))
+    cx = complexity(model, new_arch.example_input(device=device))
     val, test = evaluate(model, loaders.val), evaluate(model, loaders.test)
     surgery.save_checkpoint(str(state.checkpoint(rnd)), new_arch, model)
     row = {

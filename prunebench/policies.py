@@ -23,7 +23,6 @@ class RoundRecord:
     params_reduction: float  # percent vs dense
     flops_reduction: float
     val_drop: float  # dense val top-1 minus this round's, in points
-    removed: int  # channels removed in this round
 
 
 @dataclass
@@ -103,8 +102,6 @@ class IterativePolicy(Policy):
         last = history[-1]
         if _reduction(last, self.options.metric) >= self.options.target:
             return Stop("target reached")
-        if last.round > 0 and last.removed == 0:
-            return Stop("nothing left to prune")
         return Step(
             last.round, RateSelection(self.options.rate, self.options.scope, (self.options.metric, self.options.target))
         )

@@ -46,8 +46,8 @@ class Architecture:
     def from_dict(cls, d: dict[str, Any]) -> Architecture:
         return cls(**{**d, "kept": {k: [int(i) for i in v] for k, v in d["kept"].items()}})
 
-    def example_input(self, batch: int = 1) -> torch.Tensor:
-        return torch.randn(batch, self.in_channels, self.image_size, self.image_size)
+    def example_input(self, batch: int = 1, device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.randn(batch, self.in_channels, self.image_size, self.image_size, device=device)
 
 
 @dataclass
@@ -60,6 +60,10 @@ class ChannelGroup:
     norm_layers: list[str]  # normalisation layers on these channels
     root: nn.Module = field(repr=False)
     root_fn: Any = field(repr=False)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
 
 
 def _is_out_fn(fn: Any) -> bool:
@@ -126,7 +130,7 @@ def remove_channels(
 
     Returns the new architecture record. Refuses to leave a group with fewer than
     ``min_channels`` channels."""
-    dg = build_graph(model, arch.example_input())
+    dg = build_graph(model, arch.example_input(device=_device(model)))
     groups = {g.name: g for g in channel_groups(model, dg)}
     kept = {name: list(ids) for name, ids in arch.kept.items()}
     for name, idxs in remove.items():
