@@ -33,13 +33,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 def _cmd_methods(args: argparse.Namespace) -> None:
     from prunebench.methods import discover_methods
-    from prunebench.policies import POLICIES
+    from prunebench.policies import all_policies
 
     print("methods:")
     for name, cls in discover_methods(args.methods_path).items():
         print(f"  {name:<12} {cls.summary}  [default policy: {cls.default_policy}]")
     print("policies:")
-    for name, cls in POLICIES.items():
+    for name, cls in all_policies().items():
         print(f"  {name:<12} {cls.summary}")
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -30,9 +31,9 @@ from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
 from prunebench.measure import complexity, latency_ms
 from prunebench.methods import Method, ScoringContext, make_method
-from prunebench.policies import RateSelection, RoundRecord, Step, Stop, make_policy
+from prunebench.policies import RateSelection, RoundRecord, Step, Stop, ThresholdSelection, make_policy
 from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_json, write_table
-from prunebench.selection import select_by_rate
+from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
 from prunebench.training import evaluate, resolve_device, seeded_generator, train_epochs
 
 log = logging.getLogger("prunebench")
@@ -150,6 +151,23 @@ def resolve_rate(
     return hi, select_by_rate(scores, hi, sel.scope, min_channels)
 
 
+def resolve_threshold(
+    sel: ThresholdSelection,
+    scores: dict[str, torch.Tensor],
+    model: nn.Module,
+    groups: list[surgery.ChannelGroup],
+    arch: surgery.Architecture,
+    min_channels: int,
+    device: torch.device,
+) -> dict[str, list[int]]:
+    """AAP Section 3.3: remove channels scoring <= T * w_i, w_i the group's share of the
+    remaining params or FLOPs (the mean of the shares when both are named)."""
+    example = arch.example_input(device=device)
+    shares = [layer_weights(model, groups, example, by) for by in sel.weighting]
+    weights = {g.name: sum(s[g.name] for s in shares) / len(shares) for g in groups}
+    return select_by_threshold(scores, layer_aware_thresholds(sel.threshold, weights), min_channels)
+
+
 def _score(
     method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int
 ) -> dict[str, torch.Tensor]:
@@ -196,7 +214,9 @@ class RunState:
 
     def records(self) -> list[RoundRecord]:
         return [
-            RoundRecord(r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"])
+            RoundRecord(
+                r["round"], r["base_round"], r["params_reduction"], r["flops_reduction"], r["val_drop"], r["removed"]
+            )
             for r in self.rounds
         ]
 
@@ -221,7 +241,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     run_hash = config_hash(cfg)
     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
     policy_name = cfg.prune.policy or method.default_policy
-    policy = make_policy(policy_name, cfg.prune.policy_options)
+    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds)
     state = RunState(out / "state", run_hash)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
@@ -273,22 +293,19 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     elif len(state.rounds) > 1:
         log.info("resuming %s after round %d", cfg.name, state.rounds[-1]["round"])
 
-    stop_reason = None
-    while stop_reason is None:
-        step = policy.next_step(state.records())
+    while not isinstance(step := policy.next_step(state.records()), Stop):
         rnd = state.rounds[-1]["round"] + 1
-        if isinstance(step, Stop):
-            stop_reason = step.reason
-            break
-        if rnd > cfg.prune.max_rounds:
-            stop_reason = f"round budget ({cfg.prune.max_rounds}) spent"
-            break
-        stop_reason = _round(cfg, rnd, step, method, state, loaders, dense, rewind_state, base_row, original, device)
+        _round(cfg, rnd, step, method, state, loaders, dense, rewind_state, base_row, original, device)
+    stop_reason = step.reason
 
-    final_round = policy.final_round(state.records())
+    records = state.records()
+    final_round = policy.final_round(records)
+    target_met = policy.meets_target(records[final_round])
     arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(final_round)))
     surgery.save_checkpoint(str(out / "final.pt"), arch, model, round=final_round)
-    rounds = write_table(state.rounds, ROUND_COLUMNS, out / "rounds.csv")
+    annotated = [{**row, **extra} for row, extra in zip(state.rounds, policy.describe(records), strict=True)]
+    annotated[-1]["stop_reason"] = stop_reason
+    rounds = write_table(annotated, ROUND_COLUMNS, out / "rounds.csv")
     write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
     final = rounds[rounds["round"] == final_round].iloc[0]
     summary = {
@@ -296,6 +313,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         "method": method.name,
         "policy": policy_name,
         "stop_reason": stop_reason,
+        "target_met": target_met,
         "final_round": final_round,
         "rounds": int(rounds["round"].max()),
         "dense": {key: dense[key] for key in ("params", "macs", "flops", "val_top1", "test_top1")},
@@ -313,8 +331,9 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         }
     write_json(summary, out / "summary.json")
     log.info(
-        "done: %s (final round %d, params -%.2f%%, val drop %.2f)",
+        "done: %s; target %s (final round %d, params -%.2f%%, val drop %.2f)",
         stop_reason,
+        "met" if target_met else "NOT met",
         final_round,
         summary["final"]["params_reduction"],
         summary["final"]["val_drop"],
@@ -334,7 +353,7 @@ def _round(
     base_row: dict[str, Any],
     original: dict[str, int],
     device: torch.device,
-) -> str | None:
+) -> None:
     start = time.time()
     t = cfg.train
     k, E = t.rewind_epoch, t.epochs
@@ -342,10 +361,47 @@ def _round(
     model = _to_device(model, cfg, device)
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
     scores = _score(method, model, groups, loaders, cfg, rnd)
-    rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
+    if isinstance(step.selection, ThresholdSelection):
+        rate = None
+        remove = resolve_threshold(step.selection, scores, model, groups, arch, cfg.prune.min_channels, device)
+        how = f"threshold T={step.selection.threshold:.6g}"
+    else:
+        rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
+        how = f"rate {rate:.4f}"
     removed = sum(len(v) for v in remove.values())
+    layers = [
+        {
+            "run_id": cfg.name,
+            "round": rnd,
+            "group": g.name,
+            "layers": " ".join(g.out_layers),
+            "original_channels": original[g.name],
+            "channels_before": g.size,
+            "channels_after": g.size - len(remove[g.name]),
+            "score_min": float(scores[g.name].min()),
+            "score_mean": float(scores[g.name].mean()),
+            "score_max": float(scores[g.name].max()),
+        }
+        for g in groups
+    ]
     if removed == 0:
-        return "nothing left to prune"
+        # The same architecture as the base round: its model and numbers stand, no retraining.
+        shutil.copyfile(state.checkpoint(step.base_round), state.checkpoint(rnd))
+        base = next(r for r in state.rounds if r["round"] == step.base_round)
+        state.add(
+            {
+                **base,
+                "round": rnd,
+                "base_round": step.base_round,
+                "epochs": 0,
+                "wall_s": time.time() - start,
+                "rate": rate,
+                "removed": 0,
+            },
+            layers,
+        )
+        log.info("round %d (%s) removes nothing: round %d's model stands", rnd, how, step.base_round)
+        return
     sizes_before = {g.name: g.size for g in groups}
     new_arch = surgery.remove_channels(model, arch, remove, cfg.prune.min_channels)
     if t.rewind == "weights":
@@ -356,10 +412,10 @@ def _round(
     else:
         epochs, lr_at = range(k, E), t.lr_at
     log.info(
-        "round %d: removed %d channels (rate %.4f) from round %d; retraining %d epochs",
+        "round %d: removed %d channels (%s) from round %d; retraining %d epochs",
         rnd,
         removed,
-        rate,
+        how,
         step.base_round,
         len(epochs),
     )
@@ -393,21 +449,6 @@ def _round(
         "channels": sum(sizes_before.values()) - removed,
         "removed": removed,
     }
-    layers = [
-        {
-            "run_id": cfg.name,
-            "round": rnd,
-            "group": g.name,
-            "layers": " ".join(g.out_layers),
-            "original_channels": original[g.name],
-            "channels_before": g.size,
-            "channels_after": g.size - len(remove[g.name]),
-            "score_min": float(scores[g.name].min()),
-            "score_mean": float(scores[g.name].mean()),
-            "score_max": float(scores[g.name].max()),
-        }
-        for g in groups
-    ]
     state.add(row, layers)
     log.info(
         "round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)",
@@ -418,4 +459,3 @@ def _round(
         test,
         row["wall_s"],
     )
-    return None

@@ -1,14 +1,16 @@
 """Pruning policies: how much to prune in each round, and when to stop.
 
-A policy sees the history of finished rounds and answers with the next ``Step`` (which round's
-model to start from and how to select channels) or ``Stop``. Because a step names its base
-round, policies that roll back (AAP's adaptive controller) fit the same engine.
+A policy is a pure function of the finished rounds: given the history it answers the next
+``Step`` (which round's model to start from and how to select channels) or ``Stop``, and it names
+the round whose model is the result. Because a step names its base round, policies that roll
+back (AAP's adaptive controller, ``prunebench.adaptive``) fit the same engine, and a resumed run
+replays the same decisions.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from prunebench.errors import ConfigError
 from prunebench.methods import build_options
@@ -23,6 +25,10 @@ class RoundRecord:
     params_reduction: float  # percent vs dense
     flops_reduction: float
     val_drop: float  # dense val top-1 minus this round's, in points
+    removed: int  # channels removed in this round
+
+    def reduction(self, metric: str) -> float:
+        return self.params_reduction if metric == "params" else self.flops_reduction
 
 
 @dataclass
@@ -36,9 +42,18 @@ class RateSelection:
 
 
 @dataclass
+class ThresholdSelection:
+    """Remove channels scoring <= T * w_i (AAP's layer-aware threshold); w_i is the group's
+    share of the remaining params or FLOPs, or the mean of both shares."""
+
+    threshold: float
+    weighting: tuple[str, ...]
+
+
+@dataclass
 class Step:
     base_round: int
-    selection: RateSelection
+    selection: RateSelection | ThresholdSelection
 
 
 @dataclass
@@ -58,10 +73,6 @@ def _check_scope(scope: str) -> None:
         raise ValueError(f"scope must be 'global' or 'layerwise', got {scope!r}")
 
 
-def _reduction(record: RoundRecord, metric: str) -> float:
-    return record.params_reduction if metric == "params" else record.flops_reduction
-
-
 class Policy:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
@@ -70,15 +81,29 @@ class Policy:
     class Options:
         pass
 
-    def __init__(self, options: Policy.Options) -> None:
+    def __init__(self, options: Policy.Options, max_rounds: int) -> None:
         self.options = options
+        self.max_rounds = max_rounds
 
     def next_step(self, history: list[RoundRecord]) -> Step | Stop:
+        """The next round's step, or why to stop. ``history[0]`` is the dense model."""
+        if history[-1].round >= self.max_rounds:
+            return Stop(f"round budget ({self.max_rounds}) spent")
+        return self._next(history)
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
+        raise NotImplementedError
+
+    def meets_target(self, record: RoundRecord) -> bool:
         raise NotImplementedError
 
     def final_round(self, history: list[RoundRecord]) -> int:
         """The round whose model is the run's result."""
         return history[-1].round
+
+    def describe(self, history: list[RoundRecord]) -> list[dict[str, Any]]:
+        """Per round, the policy's own columns for rounds.csv (none by default)."""
+        return [{} for _ in history]
 
 
 class IterativePolicy(Policy):
@@ -98,13 +123,17 @@ class IterativePolicy(Policy):
             _check_target(self.metric, self.target)
             _check_scope(self.scope)
 
-    def next_step(self, history: list[RoundRecord]) -> Step | Stop:
+    def meets_target(self, record: RoundRecord) -> bool:
+        return record.reduction(self.options.metric) >= self.options.target
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
         last = history[-1]
-        if _reduction(last, self.options.metric) >= self.options.target:
+        if self.meets_target(last):
             return Stop("target reached")
-        return Step(
-            last.round, RateSelection(self.options.rate, self.options.scope, (self.options.metric, self.options.target))
-        )
+        if last.round > 0 and last.removed == 0:
+            return Stop("nothing left to prune: every group is at its minimum")
+        o = self.options
+        return Step(last.round, RateSelection(o.rate, o.scope, (o.metric, o.target)))
 
 
 class OneShotPolicy(Policy):
@@ -121,17 +150,24 @@ class OneShotPolicy(Policy):
             _check_target(self.metric, self.target)
             _check_scope(self.scope)
 
-    def next_step(self, history: list[RoundRecord]) -> Step | Stop:
+    def meets_target(self, record: RoundRecord) -> bool:
+        return record.reduction(self.options.metric) >= self.options.target
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
         if len(history) > 1:
             return Stop("one-shot round done")
         return Step(0, RateSelection(1.0, self.options.scope, (self.options.metric, self.options.target)))
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (IterativePolicy, OneShotPolicy)}
+def all_policies() -> dict[str, type[Policy]]:
+    from prunebench.adaptive import ADAPTIVE_POLICIES
+
+    return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES)}
 
 
-def make_policy(name: str, options: dict) -> Policy:
-    if name not in POLICIES:
-        raise ConfigError(f"unknown policy {name!r}; choose one of: {', '.join(POLICIES)}")
-    cls = POLICIES[name]
-    return cls(build_options(cls.Options, options, f"policy {name!r}"))
+def make_policy(name: str, options: dict[str, Any], max_rounds: int) -> Policy:
+    policies = all_policies()
+    if name not in policies:
+        raise ConfigError(f"unknown policy {name!r}; choose one of: {', '.join(policies)}")
+    cls = policies[name]
+    return cls(build_options(cls.Options, options, f"policy {name!r}"), max_rounds)

@@ -16,42 +16,15 @@ import torch
 from prunebench.io import atomic_write_text
 
 ROUND_COLUMNS = [
-    "run_id",
-    "config_hash",
-    "dataset",
-    "model",
-    "method",
-    "policy",
-    "seed",
-    "round",
-    "base_round",
-    "params",
-    "macs",
-    "flops",
-    "params_reduction",
-    "flops_reduction",
-    "val_top1",
-    "test_top1",
-    "val_drop",
-    "test_drop",
-    "epochs",
-    "wall_s",
-    "rate",
-    "channels",
-    "removed",
-]
+    "run_id", "config_hash", "dataset", "model", "method", "policy", "seed", "round", "base_round",
+    "params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1",
+    "val_drop", "test_drop", "epochs", "wall_s", "rate", "channels", "removed",
+    "threshold", "lambda", "rollbacks", "acceptable", "rolled_back_to", "stop_reason",
+]  # fmt: skip
 LAYER_COLUMNS = [
-    "run_id",
-    "round",
-    "group",
-    "layers",
-    "original_channels",
-    "channels_before",
-    "channels_after",
-    "score_min",
-    "score_mean",
-    "score_max",
-]
+    "run_id", "round", "group", "layers", "original_channels", "channels_before", "channels_after",
+    "score_min", "score_mean", "score_max",
+]  # fmt: skip
 
 
 def _version(package: str) -> str | None:

@@ -1,0 +1,314 @@
+"""AAP's adaptive pruning policies (Zhao et al., AISTATS 2023: Section 3.2, Algorithms 2-4,
+Section 4.5), as a controller that needs no training to test.
+
+State: a global threshold T (T[1] = 0) and an increment lambda (lambda[1] = ``lambda0``, 0.01 in
+the paper). Round r prunes, from its base round's model, every channel whose score is <= T[r] *
+w_i, with w_i the group's share of the remaining params, FLOPs or (multi-objective) the mean of
+both. After the round is retrained and evaluated on the VALIDATION split:
+
+- acceptable: the next round continues from it with T[r+1] = T[r] + lambda[r+1], lambda[r+1] =
+  lambda[r]. If every size the policy watches changed by <= ``tolerance`` % (relative to the
+  round's base) for ``patience`` consecutive acceptable rounds, the search has converged and stops.
+- unacceptable: roll back to the last acceptable round k. If k was already the target of
+  ``max_rollbacks`` rollbacks it is marked unacceptable and the search goes back to the
+  acceptable round before it. Otherwise, with C the rollbacks to k so far,
+  lambda = lambda[k] / 2^(C+1) and T = T[k] + lambda, i.e. lambda[k]/2, /4, /8 on successive
+  rollbacks to the same k, as Section 3.2's prose says. (The pseudo-code's lambda[r]/2^(C+1), with
+  lambda[r] the failed round's own lambda, would compound to /2, /8, /64; we follow the prose.)
+- If no acceptable round is left, the target cannot be met and the search stops.
+
+Readings of the paper documented here (the paper is the specification; these are where it is
+silent or self-contradictory):
+- The dense model is round 0, T[0] = 0 and lambda[0] = lambda0; it is the first rollback target.
+- Accuracy targets accept loss <= target (the paper writes <); a 0 % target then means "no loss".
+- Size targets (Algorithms 3 and 4) are read literally for the search: a round is acceptable
+  while its reduction is BELOW the target, and reaching the target triggers the rollback, so the
+  search closes in on the target from below with ever smaller steps. The result ("a small pruned
+  model with an acceptable model size") is the round that meets the target with the best
+  validation accuracy.
+- Convergence only counts after the first rollback: before it, rounds whose threshold is still
+  below every score prune nothing, and counting them would stop the search before it starts.
+- The result of accuracy-target policies is the round meeting the target with the largest
+  reduction (validation accuracy breaks ties); of multi-objective "maximise both cuts", the
+  largest sum of params and FLOPs reductions. If no round meets the target, the result is the
+  dense model, and the stop reason says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prunebench.policies import Policy, RoundRecord, Step, Stop, ThresholdSelection
+
+Criterion = Callable[[RoundRecord], bool]
+
+
+@dataclass(frozen=True)
+class Objective:
+    acceptable: Criterion  # a round the search may continue from
+    feasible: Criterion  # a round that meets the user's target (a candidate result)
+    rank: Callable[[RoundRecord], tuple[float, ...]]  # the largest feasible round is the result
+    sizes: tuple[str, ...]  # the sizes whose convergence ends the search
+    weighting: tuple[str, ...]  # what the layer-aware weights w_i measure
+
+
+@dataclass
+class Decision:
+    """How the controller produced one round."""
+
+    base: int
+    threshold: float
+    lam: float
+    rollbacks: int  # C: rollbacks to ``base`` before this step
+
+
+@dataclass
+class AdaptiveController:
+    objective: Objective
+    lambda0: float = 0.01
+    max_rollbacks: int = 3
+    patience: int = 3
+    tolerance: float = 0.1  # percent
+
+    decisions: dict[int, Decision] = field(default_factory=dict)
+    acceptable: dict[int, bool] = field(default_factory=dict)
+    rolled_back_to: dict[int, int] = field(default_factory=dict)
+    _records: dict[int, RoundRecord] = field(default_factory=dict)
+    _accepted: list[int] = field(default_factory=list)
+    _dropped: set[int] = field(default_factory=set)
+    _rollbacks: dict[int, int] = field(default_factory=dict)
+    _streak: int = 0
+    _any_rollback: bool = False
+    _next: Decision | None = None
+
+    def start(self, dense: RoundRecord) -> Step:
+        self._records[0] = dense
+        self.decisions[0] = Decision(0, 0.0, self.lambda0, 0)
+        self.acceptable[0] = True
+        self._accepted.append(0)
+        return self._step(Decision(0, 0.0, self.lambda0, 0))
+
+    def _step(self, decision: Decision) -> Step:
+        self._next = decision
+        return Step(decision.base, ThresholdSelection(decision.threshold, self.objective.weighting))
+
+    def _size_change(self, record: RoundRecord) -> float:
+        base = self._records[record.base_round]
+        changes = []
+        for metric in self.objective.sizes:
+            before, after = 100.0 - base.reduction(metric), 100.0 - record.reduction(metric)
+            changes.append(100.0 * abs(before - after) / before)
+        return max(changes)
+
+    def observe(self, record: RoundRecord) -> Step | Stop:
+        decision = self._next
+        if decision is None or record.base_round != decision.base:
+            raise ValueError(f"round {record.round} does not follow this controller's last step")
+        self._next = None
+        r = record.round
+        self._records[r] = record
+        self.decisions[r] = decision
+        ok = self.objective.acceptable(record)
+        self.acceptable[r] = ok
+        if ok:
+            self._accepted.append(r)
+            converging = self._any_rollback and self._size_change(record) <= self.tolerance
+            self._streak = self._streak + 1 if converging else 0
+            if self._streak >= self.patience:
+                return Stop(f"converged: size changed <= {self.tolerance}% for {self.patience} rounds")
+            return self._step(Decision(r, decision.threshold + decision.lam, decision.lam, 0))
+        self._streak = 0
+        while True:
+            candidates = [k for k in self._accepted if k not in self._dropped]
+            if not candidates:
+                return Stop("target cannot be met: no acceptable round is left")
+            k = candidates[-1]
+            c = self._rollbacks.get(k, 0)
+            if c >= self.max_rollbacks:
+                self._dropped.add(k)
+                continue
+            self._rollbacks[k] = c + 1
+            self._any_rollback = True
+            self.rolled_back_to[r] = k
+            lam = self.decisions[k].lam / 2.0 ** (c + 1)
+            return self._step(Decision(k, self.decisions[k].threshold + lam, lam, c))
+
+    def result(self) -> int:
+        feasible = [r for r, rec in self._records.items() if self.objective.feasible(rec)]
+        if not feasible:
+            return 0
+        return max(feasible, key=lambda r: (*self.objective.rank(self._records[r]), -r))
+
+
+class AdaptivePolicy(Policy):
+    """Base of the AAP policies: replays the controller over the history at every call."""
+
+    def objective(self) -> Objective:
+        raise NotImplementedError
+
+    def _replay(self, history: list[RoundRecord]) -> tuple[AdaptiveController, Step | Stop]:
+        o = self.options
+        ctrl = AdaptiveController(self.objective(), o.lambda0, o.max_rollbacks, o.patience, o.tolerance)
+        answer: Step | Stop = ctrl.start(history[0])
+        for record in history[1:]:
+            if isinstance(answer, Stop):
+                raise ValueError(f"the history continues after the controller stopped ({answer.reason})")
+            answer = ctrl.observe(record)
+        return ctrl, answer
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
+        return self._replay(history)[1]
+
+    def meets_target(self, record: RoundRecord) -> bool:
+        return self.objective().feasible(record)
+
+    def final_round(self, history: list[RoundRecord]) -> int:
+        return self._replay(history)[0].result()
+
+    def describe(self, history: list[RoundRecord]) -> list[dict[str, Any]]:
+        ctrl, _ = self._replay(history)
+        return [
+            {
+                "threshold": ctrl.decisions[rec.round].threshold,
+                "lambda": ctrl.decisions[rec.round].lam,
+                "rollbacks": ctrl.decisions[rec.round].rollbacks,
+                "acceptable": ctrl.acceptable[rec.round],
+                "rolled_back_to": ctrl.rolled_back_to.get(rec.round),
+            }
+            for rec in history
+        ]
+
+
+def _check_common(o: Any) -> None:
+    if not o.lambda0 > 0:
+        raise ValueError(f"lambda0 must be > 0, got {o.lambda0}")
+    if o.max_rollbacks < 1 or o.patience < 1 or o.tolerance < 0:
+        raise ValueError("max_rollbacks and patience must be >= 1 and tolerance >= 0")
+
+
+def _check_reduction(name: str, value: float) -> None:
+    if not 0 < value < 100:
+        raise ValueError(f"{name} must be a reduction in percent, 0 < {name} < 100, got {value}")
+
+
+@dataclass
+class _AccuracyOptions:
+    target: float = 1.0  # largest acceptable validation accuracy loss, in points
+    lambda0: float = 0.01
+    max_rollbacks: int = 3  # rollbacks to one round before it is given up ("several")
+    patience: int = 3  # converged rounds before stopping ("several")
+    tolerance: float = 0.1  # size change, percent, that counts as converged
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+
+
+@dataclass
+class _ReductionOptions:
+    target: float = 90.0  # reduction to reach, percent vs dense
+    lambda0: float = 0.01
+    max_rollbacks: int = 3
+    patience: int = 3
+    tolerance: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_reduction("target", self.target)
+
+
+@dataclass
+class _BothCutsOptions:
+    params_target: float = 80.0  # params reduction must exceed this
+    flops_target: float = 80.0  # and FLOPs reduction this
+    lambda0: float = 0.01
+    max_rollbacks: int = 3
+    patience: int = 3
+    tolerance: float = 0.1
+
+    def __post_init__(self) -> None:
+        _check_common(self)
+        _check_reduction("params_target", self.params_target)
+        _check_reduction("flops_target", self.flops_target)
+
+
+def _accuracy_target(metric_or_both: tuple[str, ...], loss: float, rank) -> Objective:
+    within = lambda rec: rec.val_drop <= loss  # noqa: E731
+    return Objective(within, within, rank, metric_or_both, metric_or_both)
+
+
+class AccuracyParams(AdaptivePolicy):
+    name = "aap_acc_params"
+    summary = "AAP-P: smallest params within an accuracy-loss target (Algorithm 2, weights by params)"
+    Options = _AccuracyOptions
+
+    def objective(self) -> Objective:
+        return _accuracy_target(("params",), self.options.target, lambda r: (r.params_reduction, -r.val_drop))
+
+
+class AccuracyFlops(AdaptivePolicy):
+    name = "aap_acc_flops"
+    summary = "AAP-F: fewest FLOPs within an accuracy-loss target (Algorithm 2, weights by FLOPs)"
+    Options = _AccuracyOptions
+
+    def objective(self) -> Objective:
+        return _accuracy_target(("flops",), self.options.target, lambda r: (r.flops_reduction, -r.val_drop))
+
+
+class _ReductionTarget(AdaptivePolicy):
+    metric = ""
+    Options = _ReductionOptions
+
+    def objective(self) -> Objective:
+        m, t = self.metric, self.options.target
+        return Objective(
+            acceptable=lambda rec: rec.reduction(m) < t,
+            feasible=lambda rec: rec.reduction(m) >= t,
+            rank=lambda rec: (-rec.val_drop,),
+            sizes=(m,),
+            weighting=(m,),
+        )
+
+
+class ParamsTarget(_ReductionTarget):
+    name = "aap_params"
+    summary = "AAP memory-constrained: best accuracy at a params-reduction target (Algorithm 3)"
+    metric = "params"
+
+
+class FlopsTarget(_ReductionTarget):
+    name = "aap_flops"
+    summary = "AAP FLOPs-constrained: best accuracy at a FLOPs-reduction target (Algorithm 4)"
+    metric = "flops"
+
+
+class MinLossBothCuts(AdaptivePolicy):
+    name = "aap_min_loss"
+    summary = "AAP multi-constraint: least accuracy loss with params cut > X and FLOPs cut > Y (Table 7)"
+    Options = _BothCutsOptions
+
+    def objective(self) -> Objective:
+        p, f = self.options.params_target, self.options.flops_target
+        both = lambda rec: rec.params_reduction > p and rec.flops_reduction > f  # noqa: E731
+        return Objective(
+            acceptable=lambda rec: not both(rec),
+            feasible=both,
+            rank=lambda rec: (-rec.val_drop,),
+            sizes=("params", "flops"),
+            weighting=("params", "flops"),
+        )
+
+
+class MaxCutsWithinLoss(AdaptivePolicy):
+    name = "aap_max_cuts"
+    summary = "AAP multi-objective: largest params + FLOPs cuts within an accuracy-loss target (Table 7)"
+    Options = _AccuracyOptions
+
+    def objective(self) -> Objective:
+        return _accuracy_target(
+            ("params", "flops"), self.options.target, lambda r: (r.params_reduction + r.flops_reduction, -r.val_drop)
+        )
+
+
+ADAPTIVE_POLICIES = (AccuracyParams, AccuracyFlops, ParamsTarget, FlopsTarget, MinLossBothCuts, MaxCutsWithinLoss)

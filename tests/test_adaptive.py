@@ -1,0 +1,122 @@
+"""The AAP controller driven by scripted rounds: no training involved."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from prunebench.errors import ConfigError
+from prunebench.policies import RoundRecord, Step, Stop, ThresholdSelection, make_policy
+
+DENSE = RoundRecord(0, 0, 0.0, 0.0, 0.0, 0)
+
+
+def drive(policy, outcome):
+    """Run ``policy`` to its end; ``outcome(round, step)`` -> (val_drop, params_red, flops_red)."""
+    history = [DENSE]
+    while not isinstance(step := policy.next_step(history), Stop):
+        assert isinstance(step, Step) and isinstance(step.selection, ThresholdSelection)
+        drop, p, f = outcome(len(history), step)
+        history.append(RoundRecord(len(history), step.base_round, p, f, drop, 1))
+    return history, step.reason, policy.describe(history)
+
+
+def test_acceptable_rounds_raise_the_threshold_by_lambda():
+    policy = make_policy("aap_acc_params", {"target": 1.0, "lambda0": 0.01}, max_rounds=5)
+    history, reason, info = drive(policy, lambda r, s: (0.0, 10.0 * r, 5.0 * r))
+    assert [round(i["threshold"], 10) for i in info[1:]] == [0.0, 0.01, 0.02, 0.03, 0.04]
+    assert [h.base_round for h in history[1:]] == [0, 1, 2, 3, 4]
+    assert reason == "round budget (5) spent" and all(i["acceptable"] for i in info)
+    assert policy.final_round(history) == 5
+
+
+def test_rollback_halves_lambda_per_rollback_then_gives_the_round_up():
+    # Loss grows with T: rounds with T <= 0.02 are acceptable (loss 50*T <= 1).
+    policy = make_policy("aap_acc_params", {"target": 1.0, "lambda0": 0.01, "max_rollbacks": 3}, max_rounds=9)
+    history, _, info = drive(policy, lambda r, s: (50 * s.selection.threshold, 10.0 * r, 0.0))
+    t = [round(i["threshold"], 10) for i in info]
+    # r1..r3: T = 0, 0.01, 0.02 acceptable; r4: T = 0.03 fails -> back to r3 with 0.01/2, /4, /8.
+    assert t[1:8] == [0.0, 0.01, 0.02, 0.03, 0.025, 0.0225, 0.02125]
+    # Rounds 4, 5, 6 fail and roll back to r3; round 7 fails after r3's third rollback, so r3
+    # is given up and the search returns to r2.
+    assert [i["rolled_back_to"] for i in info[4:8]] == [3, 3, 3, 2]
+    assert [i["rollbacks"] for i in info[5:8]] == [0, 1, 2]
+    assert [i["lambda"] for i in info[5:8]] == [0.005, 0.0025, 0.00125]
+    assert history[8].base_round == 2 and t[8] == pytest.approx(0.01 + 0.01 / 2)
+    assert t[9] == pytest.approx(0.02) and info[9]["acceptable"]  # continues from r8 with lambda 0.005
+    assert policy.final_round(history) == 9  # within the target, with the largest reduction
+
+
+def test_converges_when_size_stops_changing_after_a_rollback():
+    policy = make_policy("aap_acc_params", {"target": 1.0, "patience": 3}, max_rounds=50)
+    # Size plateaus at 40 % from round 2 on; round 3 is the only failure.
+    history, reason, info = drive(policy, lambda r, s: (2.0 if r == 3 else 0.0, min(20.0 * r, 40.0), 0.0))
+    assert info[3]["acceptable"] is False and info[3]["rolled_back_to"] == 2
+    assert reason.startswith("converged") and len(history) == 7  # rounds 4, 5, 6 unchanged
+
+
+def test_impossible_target_stops_and_keeps_the_dense_model():
+    policy = make_policy("aap_acc_params", {"target": -5.0, "max_rollbacks": 3}, max_rounds=50)
+    history, reason, info = drive(policy, lambda r, s: (0.5, 10.0, 5.0))
+    assert reason == "target cannot be met: no acceptable round is left"
+    assert [h.base_round for h in history[1:]] == [0, 0, 0, 0]  # round 1, then 3 rollbacks to 0
+    assert policy.final_round(history) == 0 and not policy.meets_target(history[0])
+
+
+def test_params_target_closes_in_from_below_and_returns_the_best_round_meeting_it():
+    policy = make_policy("aap_params", {"target": 50.0, "lambda0": 0.1}, max_rounds=20)
+    # Reduction grows with T; accuracy loss grows with reduction.
+    history, _, info = drive(policy, lambda r, s: (s.selection.threshold, 300 * s.selection.threshold, 0.0))
+    meeting = [h for h in history if h.params_reduction >= 50]
+    assert meeting and all(not info[h.round]["acceptable"] for h in meeting)
+    final = history[policy.final_round(history)]
+    assert final.params_reduction >= 50 and final.val_drop == min(h.val_drop for h in meeting)
+    assert final.params_reduction < 60  # the rollbacks refined the overshoot of the first crossing
+
+
+def test_multi_objective_policies_weight_by_both_and_check_both_cuts():
+    both = make_policy("aap_min_loss", {"params_target": 80, "flops_target": 80}, max_rounds=3)
+    step = both.next_step([DENSE])
+    assert step.selection.weighting == ("params", "flops")
+    assert both.meets_target(RoundRecord(1, 0, 85, 81, 2.0, 1))
+    assert not both.meets_target(RoundRecord(1, 0, 85, 79, 0.0, 1))
+    cuts = make_policy("aap_max_cuts", {"target": 1.0}, max_rounds=4)
+    history, _, _ = drive(cuts, lambda r, s: ((0.5, 60, 70), (0.9, 75, 60), (0.8, 70, 70), (3.0, 95, 95))[r - 1])
+    assert cuts.final_round(history) == 3  # 140 > 135 > 130 among rounds within 1 point
+
+
+def test_bad_policy_options_are_refused():
+    with pytest.raises(ConfigError, match="lambda0 must be > 0"):
+        make_policy("aap_acc_params", {"lambda0": 0}, 10)
+    with pytest.raises(ConfigError, match="has no option"):
+        make_policy("aap_params", {"targte": 90}, 10)
+    with pytest.raises(ConfigError, match="unknown policy 'aap'"):
+        make_policy("aap", {}, 10)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    name=st.sampled_from(
+        ["aap_acc_params", "aap_acc_flops", "aap_params", "aap_flops", "aap_min_loss", "aap_max_cuts"]
+    ),
+    outcomes=st.lists(st.tuples(st.floats(-2, 5), st.floats(0, 99), st.floats(0, 99)), min_size=1, max_size=60),
+    lambda0=st.floats(1e-4, 1.0),
+    max_rollbacks=st.integers(1, 4),
+    patience=st.integers(1, 4),
+    budget=st.integers(1, 40),
+)
+def test_controller_properties(name, outcomes, lambda0, max_rollbacks, patience, budget):
+    options = {"lambda0": lambda0, "max_rollbacks": max_rollbacks, "patience": patience}
+    if name in ("aap_params", "aap_flops"):
+        options["target"] = 50.0
+    policy = make_policy(name, options, max_rounds=budget)
+    history, _, info = drive(policy, lambda r, s: outcomes[(r - 1) % len(outcomes)])
+    assert len(history) - 1 <= budget  # always terminates within the round budget
+    for rec in history[1:]:
+        d = info[rec.round]
+        assert d["lambda"] > 0
+        assert d["threshold"] >= info[rec.base_round]["threshold"]  # never below the base's T
+    final = policy.final_round(history)
+    # The returned round meets the target; only when no round does is it the dense model.
+    assert policy.meets_target(history[final]) or (final == 0 and not any(map(policy.meets_target, history)))
