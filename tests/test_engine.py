@@ -1,5 +1,6 @@
 """End-to-end runs through the real CLI on synthetic data: results, resume after kill, plugins."""
 
+import json
 import os
 import signal
 import subprocess
@@ -151,3 +152,30 @@ def test_the_readme_plugin_example_is_discovered_and_scores(tmp_path, monkeypatc
     assert {g.name for g in groups} == set(scores) and all(
         s.shape == (g.size,) for g, s in zip(groups, scores.values(), strict=True)
     )
+
+
+def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path):
+    config = Path(__file__).resolve().parents[1] / "configs/examples/synthetic_adaptive.yaml"
+    out = tmp_path / "adaptive"
+    assert (
+        main(["run", str(config), "--out", str(out), "--set", "prune.max_rounds=12", "--set", "measure.latency=false"])
+        == 0
+    )
+    rounds = pd.read_csv(out / "rounds.csv")
+    assert {"threshold", "lambda", "rollbacks", "acceptable", "rolled_back_to", "stop_reason"} <= set(rounds.columns)
+    failed = rounds[~rounds["acceptable"]]
+    assert len(failed) >= 1 and failed["rolled_back_to"].notna().all()
+    after = rounds[rounds["base_round"].isin(failed["rolled_back_to"]) & (rounds["round"] > failed["round"].min())]
+    assert (after["lambda"] < 0.5).all()  # restarts are more conservative
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["target_met"] and summary["final"]["val_drop"] <= 1.0
+    assert rounds["stop_reason"].notna().sum() == 1 and rounds["stop_reason"].iloc[-1].startswith("round budget")
+    # The table alone replays the controller: its decisions match what the run recorded.
+    from prunebench.policies import RoundRecord, make_policy
+
+    records = [
+        RoundRecord(r.round, r.base_round, r.params_reduction, r.flops_reduction, r.val_drop, r.removed)
+        for r in rounds.itertuples()
+    ]
+    replay = make_policy("aap_acc_params", {"target": 1.0, "lambda0": 0.5}, 12).describe(records)
+    assert [d["threshold"] for d in replay] == pytest.approx(rounds["threshold"].tolist())
