@@ -7,8 +7,9 @@ single value. Channels coupled across layers (residual stages, depthwise convs) 
 their activation maps; see ``prunebench.activations`` for where the maps are read.
 
 ``source: random`` computes attention from standard-normal inputs instead of training images
-(Section 4.4, Figure 3). The adaptive threshold policy of AAP is a policy, not part of the
-scores: with ``policy: iterative`` this method is the paper's IAP ablation.
+(Section 4.4, Figure 3). The adaptive threshold policies of AAP are policies, not part of the
+scores: by default ``aap`` runs AAP-P (``aap_acc_params``); with ``policy: iterative`` it is the
+paper's IAP ablation (fixed rate per round).
 """
 
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ _REDUCE = {"mean": torch.mean, "max": torch.amax, "sum": torch.sum}
 class AttentionPruning(Method):
     name = "aap"
     summary = "AAP activation-attention scores F(|a|^p) with mean|max|sum (Zhao et al. 2023)"
-    default_policy = "iterative"
+    default_policy = "aap_acc_params"
 
     @dataclass
     class Options:

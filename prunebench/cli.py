@@ -20,7 +20,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
     summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None)
     d, f = summary["dense"], summary["final"]
     rounds, final_round = summary["rounds"], summary["final_round"]
-    print(f"{cfg.name}: {summary['stop_reason']} after {rounds} round(s), final = round {final_round}")
+    met = "met" if summary["target_met"] else "NOT met"
+    print(f"{cfg.name}: {summary['stop_reason']} after {rounds} round(s), {summary['rollbacks']} rollback(s)")
+    print(f"  result: round {final_round}, target {met}")
     print(
         f"  dense: val {d['val_top1']:.2f}%  test {d['test_top1']:.2f}%  params {d['params']:,}  FLOPs {d['flops']:,}"
     )

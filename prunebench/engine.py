@@ -303,7 +303,8 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     target_met = policy.meets_target(records[final_round])
     arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(final_round)))
     surgery.save_checkpoint(str(out / "final.pt"), arch, model, round=final_round)
-    annotated = [{**row, **extra} for row, extra in zip(state.rounds, policy.describe(records), strict=True)]
+    described = policy.describe(records)
+    annotated = [{**row, **extra} for row, extra in zip(state.rounds, described, strict=True)]
     annotated[-1]["stop_reason"] = stop_reason
     rounds = write_table(annotated, ROUND_COLUMNS, out / "rounds.csv")
     write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
@@ -315,6 +316,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         "stop_reason": stop_reason,
         "target_met": target_met,
         "final_round": final_round,
+        "rollbacks": sum(d.get("rolled_back_to") is not None for d in described),
         "rounds": int(rounds["round"].max()),
         "dense": {key: dense[key] for key in ("params", "macs", "flops", "val_top1", "test_top1")},
         "final": {key: final[key].item() for key in _SUMMARY_COLUMNS},
