@@ -181,79 +181,74 @@ class AdaptivePolicy(Policy):
         ]
 
 
-def _check_common(o: Any) -> None:
-    if not o.lambda0 > 0:
-        raise ValueError(f"lambda0 must be > 0, got {o.lambda0}")
-    if o.max_rollbacks < 1 or o.patience < 1 or o.tolerance < 0:
-        raise ValueError("max_rollbacks and patience must be >= 1 and tolerance >= 0")
-
-
 def _check_reduction(name: str, value: float) -> None:
     if not 0 < value < 100:
         raise ValueError(f"{name} must be a reduction in percent, 0 < {name} < 100, got {value}")
 
 
 @dataclass
-class _AccuracyOptions:
-    target: float = 1.0  # largest acceptable validation accuracy loss, in points
-    lambda0: float = 0.01
+class _SearchOptions:
+    lambda0: float = 0.01  # first increment of T (the paper's 0.01)
     max_rollbacks: int = 3  # rollbacks to one round before it is given up ("several")
     patience: int = 3  # converged rounds before stopping ("several")
     tolerance: float = 0.1  # size change, percent, that counts as converged
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        if not self.lambda0 > 0:
+            raise ValueError(f"lambda0 must be > 0, got {self.lambda0}")
+        if self.max_rollbacks < 1 or self.patience < 1 or self.tolerance < 0:
+            raise ValueError("max_rollbacks and patience must be >= 1 and tolerance >= 0")
 
 
 @dataclass
-class _ReductionOptions:
+class _AccuracyOptions(_SearchOptions):
+    target: float = 1.0  # largest acceptable validation accuracy loss, in points
+
+
+@dataclass
+class _ReductionOptions(_SearchOptions):
     target: float = 90.0  # reduction to reach, percent vs dense
-    lambda0: float = 0.01
-    max_rollbacks: int = 3
-    patience: int = 3
-    tolerance: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        super().__post_init__()
         _check_reduction("target", self.target)
 
 
 @dataclass
-class _BothCutsOptions:
+class _BothCutsOptions(_SearchOptions):
     params_target: float = 80.0  # params reduction must exceed this
     flops_target: float = 80.0  # and FLOPs reduction this
-    lambda0: float = 0.01
-    max_rollbacks: int = 3
-    patience: int = 3
-    tolerance: float = 0.1
 
     def __post_init__(self) -> None:
-        _check_common(self)
+        super().__post_init__()
         _check_reduction("params_target", self.params_target)
         _check_reduction("flops_target", self.flops_target)
 
 
-def _accuracy_target(metric_or_both: tuple[str, ...], loss: float, rank) -> Objective:
+def _within_loss(sizes: tuple[str, ...], loss: float, rank: Callable[[RoundRecord], tuple[float, ...]]) -> Objective:
     within = lambda rec: rec.val_drop <= loss  # noqa: E731
-    return Objective(within, within, rank, metric_or_both, metric_or_both)
+    return Objective(within, within, rank, sizes, sizes)
 
 
-class AccuracyParams(AdaptivePolicy):
+class _AccuracyTarget(AdaptivePolicy):
+    metric = ""
+    Options = _AccuracyOptions
+
+    def objective(self) -> Objective:
+        m = self.metric
+        return _within_loss((m,), self.options.target, lambda rec: (rec.reduction(m), -rec.val_drop))
+
+
+class AccuracyParams(_AccuracyTarget):
     name = "aap_acc_params"
     summary = "AAP-P: smallest params within an accuracy-loss target (Algorithm 2, weights by params)"
-    Options = _AccuracyOptions
-
-    def objective(self) -> Objective:
-        return _accuracy_target(("params",), self.options.target, lambda r: (r.params_reduction, -r.val_drop))
+    metric = "params"
 
 
-class AccuracyFlops(AdaptivePolicy):
+class AccuracyFlops(_AccuracyTarget):
     name = "aap_acc_flops"
     summary = "AAP-F: fewest FLOPs within an accuracy-loss target (Algorithm 2, weights by FLOPs)"
-    Options = _AccuracyOptions
-
-    def objective(self) -> Objective:
-        return _accuracy_target(("flops",), self.options.target, lambda r: (r.flops_reduction, -r.val_drop))
+    metric = "flops"
 
 
 class _ReductionTarget(AdaptivePolicy):
@@ -306,7 +301,7 @@ class MaxCutsWithinLoss(AdaptivePolicy):
     Options = _AccuracyOptions
 
     def objective(self) -> Objective:
-        return _accuracy_target(
+        return _within_loss(
             ("params", "flops"), self.options.target, lambda r: (r.params_reduction + r.flops_reduction, -r.val_drop)
         )
 
