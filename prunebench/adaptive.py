@@ -15,7 +15,7 @@ both. After the round is retrained and evaluated on the VALIDATION split:
   lambda = lambda[k] / 2^(C+1) and T = T[k] + lambda, i.e. lambda[k]/2, /4, /8 on successive
   rollbacks to the same k, as Section 3.2's prose says. (The pseudo-code's lambda[r]/2^(C+1), with
   lambda[r] the failed round's own lambda, would compound to /2, /8, /64; we follow the prose.)
-- If no acceptable round is left, the target cannot be met and the search stops.
+- If every acceptable round has been given up, the search is exhausted and stops.
 
 Readings of the paper documented here (the paper is the specification; these are where it is
 silent or self-contradictory):
@@ -28,10 +28,12 @@ silent or self-contradictory):
   validation accuracy.
 - Convergence only counts after the first rollback: before it, rounds whose threshold is still
   below every score prune nothing, and counting them would stop the search before it starts.
-- The result of accuracy-target policies is the round meeting the target with the largest
-  reduction (validation accuracy breaks ties); of multi-objective "maximise both cuts", the
-  largest sum of params and FLOPs reductions. If no round meets the target, the result is the
-  dense model, and the stop reason says so.
+- The result of the accuracy-target policies (AAP-P, AAP-F, "maximise both cuts") is the last
+  acceptable round that was not given up, as Algorithm 1 line 13 implies (the weights are
+  reset to it); given-up rounds still meet the target, so when all are given up the last of
+  them is the result. For size and multi-constraint targets acceptable rounds miss the target by
+  definition, so their result is the round meeting the target with the best validation
+  accuracy. If no round qualifies, the result is the dense model and ``target_met`` is false.
 """
 
 from __future__ import annotations
@@ -48,8 +50,10 @@ Criterion = Callable[[RoundRecord], bool]
 @dataclass(frozen=True)
 class Objective:
     acceptable: Criterion  # a round the search may continue from
-    feasible: Criterion  # a round that meets the user's target (a candidate result)
-    rank: Callable[[RoundRecord], tuple[float, ...]]  # the largest feasible round is the result
+    feasible: Criterion  # a round that meets the user's target
+    # None: the result is the last acceptable round (not given up, if any is left); otherwise
+    # the feasible round with the largest rank.
+    rank: Callable[[RoundRecord], tuple[float, ...]] | None
     sizes: tuple[str, ...]  # the sizes whose convergence ends the search
     weighting: tuple[str, ...]  # what the layer-aware weights w_i measure
 
@@ -123,7 +127,9 @@ class AdaptiveController:
         while True:
             candidates = [k for k in self._accepted if k not in self._dropped]
             if not candidates:
-                return Stop("target cannot be met: no acceptable round is left")
+                return Stop(
+                    f"search exhausted: every acceptable round was given up after {self.max_rollbacks} rollbacks"
+                )
             k = candidates[-1]
             c = self._rollbacks.get(k, 0)
             if c >= self.max_rollbacks:
@@ -136,10 +142,12 @@ class AdaptiveController:
             return self._step(Decision(k, self.decisions[k].threshold + lam, lam, c))
 
     def result(self) -> int:
+        rank = self.objective.rank
+        if rank is None:
+            standing = [k for k in self._accepted if k not in self._dropped]
+            return (standing or self._accepted)[-1]
         feasible = [r for r, rec in self._records.items() if self.objective.feasible(rec)]
-        if not feasible:
-            return 0
-        return max(feasible, key=lambda r: (*self.objective.rank(self._records[r]), -r))
+        return max(feasible, key=lambda r: (*rank(self._records[r]), -r)) if feasible else 0
 
 
 class AdaptivePolicy(Policy):
@@ -225,9 +233,9 @@ class _BothCutsOptions(_SearchOptions):
         _check_reduction("flops_target", self.flops_target)
 
 
-def _within_loss(sizes: tuple[str, ...], loss: float, rank: Callable[[RoundRecord], tuple[float, ...]]) -> Objective:
+def _within_loss(sizes: tuple[str, ...], loss: float) -> Objective:
     within = lambda rec: rec.val_drop <= loss  # noqa: E731
-    return Objective(within, within, rank, sizes, sizes)
+    return Objective(within, within, None, sizes, sizes)
 
 
 class _AccuracyTarget(AdaptivePolicy):
@@ -235,8 +243,7 @@ class _AccuracyTarget(AdaptivePolicy):
     Options = _AccuracyOptions
 
     def objective(self) -> Objective:
-        m = self.metric
-        return _within_loss((m,), self.options.target, lambda rec: (rec.reduction(m), -rec.val_drop))
+        return _within_loss((self.metric,), self.options.target)
 
 
 class AccuracyParams(_AccuracyTarget):
@@ -301,9 +308,7 @@ class MaxCutsWithinLoss(AdaptivePolicy):
     Options = _AccuracyOptions
 
     def objective(self) -> Objective:
-        return _within_loss(
-            ("params", "flops"), self.options.target, lambda r: (r.params_reduction + r.flops_reduction, -r.val_drop)
-        )
+        return _within_loss(("params", "flops"), self.options.target)
 
 
 ADAPTIVE_POLICIES = (AccuracyParams, AccuracyFlops, ParamsTarget, FlopsTarget, MinLossBothCuts, MaxCutsWithinLoss)

@@ -45,7 +45,7 @@ def test_rollback_halves_lambda_per_rollback_then_gives_the_round_up():
     assert [i["lambda"] for i in info[5:8]] == [0.005, 0.0025, 0.00125]
     assert history[8].base_round == 2 and t[8] == pytest.approx(0.01 + 0.01 / 2)
     assert t[9] == pytest.approx(0.02) and info[9]["acceptable"]  # continues from r8 with lambda 0.005
-    assert policy.final_round(history) == 9  # within the target, with the largest reduction
+    assert policy.final_round(history) == 9  # the last acceptable round
 
 
 def test_converges_when_size_stops_changing_after_a_rollback():
@@ -54,14 +54,24 @@ def test_converges_when_size_stops_changing_after_a_rollback():
     history, reason, info = drive(policy, lambda r, s: (2.0 if r == 3 else 0.0, min(20.0 * r, 40.0), 0.0))
     assert info[3]["acceptable"] is False and info[3]["rolled_back_to"] == 2
     assert reason.startswith("converged") and len(history) == 7  # rounds 4, 5, 6 unchanged
+    assert policy.final_round(history) == 6
 
 
 def test_impossible_target_stops_and_keeps_the_dense_model():
     policy = make_policy("aap_acc_params", {"target": -5.0, "max_rollbacks": 3}, max_rounds=50)
     history, reason, info = drive(policy, lambda r, s: (0.5, 10.0, 5.0))
-    assert reason == "target cannot be met: no acceptable round is left"
+    assert reason == "search exhausted: every acceptable round was given up after 3 rollbacks"
     assert [h.base_round for h in history[1:]] == [0, 0, 0, 0]  # round 1, then 3 rollbacks to 0
     assert policy.final_round(history) == 0 and not policy.meets_target(history[0])
+
+
+def test_exhausted_search_returns_the_last_round_within_the_target():
+    policy = make_policy("aap_acc_params", {"target": 1.0, "max_rollbacks": 1}, max_rounds=50)
+    # Rounds 1 and 2 are within the target; every later round fails.
+    history, reason, info = drive(policy, lambda r, s: (0.0 if r <= 2 else 5.0, 10.0 * r, 0.0))
+    assert reason.startswith("search exhausted")
+    assert [i["rolled_back_to"] for i in info[3:]] == [2, 1, 0, None]  # the last failure finds none left
+    assert policy.final_round(history) == 2 and policy.meets_target(history[2])
 
 
 def test_params_target_closes_in_from_below_and_returns_the_best_round_meeting_it():
@@ -83,7 +93,7 @@ def test_multi_objective_policies_weight_by_both_and_check_both_cuts():
     assert not both.meets_target(RoundRecord(1, 0, 85, 79, 0.0, 1))
     cuts = make_policy("aap_max_cuts", {"target": 1.0}, max_rounds=4)
     history, _, _ = drive(cuts, lambda r, s: ((0.5, 60, 70), (0.9, 75, 60), (0.8, 70, 70), (3.0, 95, 95))[r - 1])
-    assert cuts.final_round(history) == 3  # 140 > 135 > 130 among rounds within 1 point
+    assert cuts.final_round(history) == 3  # the last round within 1 point
 
 
 def test_bad_policy_options_are_refused():
