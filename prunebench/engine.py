@@ -107,6 +107,7 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
         **complexity(model, arch.example_input(device=device)),
     }
     write_json(record, record_path)
+    (dense_dir / "training.pt").unlink(missing_ok=True)
     log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
     return record
 
@@ -452,6 +453,7 @@ def _round(
         "removed": removed,
     }
     state.add(row, layers)
+    (state.dir / "training.pt").unlink(missing_ok=True)
     log.info(
         "round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)",
         rnd,

@@ -66,10 +66,11 @@ def train_epochs(
     """Train ``model`` in place over the 0-based ``epochs`` of a schedule.
 
     After every epoch the model and optimizer are saved to ``checkpoint``; a later call with the
-    same ``key`` resumes after the last finished epoch. Data order and augmentation of each epoch
+    same ``key`` resumes after the last finished epoch. The caller deletes ``checkpoint`` once it
+    has saved what it trained. Data order and augmentation of each epoch
     come from a generator seeded by (key, epoch), so a resumed phase equals an uninterrupted one.
-    ``on_epoch_end(e, model)`` is called after epoch ``e`` (also for epochs restored from the
-    checkpoint, never twice in one process)."""
+    ``on_epoch_end(e, model)`` is called after epoch ``e`` is trained and before its checkpoint
+    is written: a kill between the two repeats the epoch and the call, never skips the call."""
     optimizer = make_optimizer(model, cfg, lr_at(epochs.start) if len(epochs) else cfg.lr)
     start = epochs.start
     if checkpoint.exists():
@@ -101,6 +102,8 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, model)
         atomic_torch_save(
             {
                 "key": list(map(str, key)),
@@ -110,6 +113,3 @@ def train_epochs(
             },
             checkpoint,
         )
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, model)
-    checkpoint.unlink(missing_ok=True)
