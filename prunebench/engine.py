@@ -307,6 +307,8 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
     described = policy.describe(records)
     annotated = [{**row, **extra} for row, extra in zip(state.rounds, described, strict=True)]
     annotated[-1]["stop_reason"] = stop_reason
+    for row in annotated:
+        row["final"] = row["round"] == final_round
     rounds = write_table(annotated, ROUND_COLUMNS, out / "rounds.csv")
     write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
     final = rounds[rounds["round"] == final_round].iloc[0]

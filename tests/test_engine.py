@@ -42,6 +42,7 @@ def test_cli_run_writes_the_documented_results(tmp_path, capsys):
     assert rounds["round"].tolist() == list(range(len(rounds))) and len(rounds) >= 2
     assert rounds.iloc[-1]["params_reduction"] >= 60
     assert rounds["params"].is_monotonic_decreasing
+    assert rounds["final"].tolist() == [False] * (len(rounds) - 1) + [True]
     assert (rounds["flops"] == 2 * rounds["macs"]).all()
     layers = pd.read_csv(out / "layers.csv")
     assert set(layers["group"]) == {"conv1", "conv2", "fc1"}
