@@ -180,3 +180,37 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     ]
     replay = make_policy("aap_acc_params", {"target": 1.0, "lambda0": 0.5}, 12).describe(records)
     assert [d["threshold"] for d in replay] == pytest.approx(rounds["threshold"].tolist())
+
+
+@pytest.mark.parametrize("model", ["mobilenetv2", "shufflenetv2", "resnet20", "vgg11", "lenet300_100"])
+@pytest.mark.parametrize(
+    "method,policy,options",
+    [
+        ("aap", "aap_acc_params", {"target": 100.0, "lambda0": 1.0}),
+        ("ilp_mean", "iterative", {"rate": 0.3, "target": 20}),
+    ],
+)
+def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, policy, options):
+    from prunebench.config import config_from_dict
+    from prunebench.engine import run_experiment
+
+    size, channels = (28, 1) if model.startswith("lenet") else (32, 3)
+    cfg = config_from_dict(
+        {
+            "data": {
+                "dataset": "synthetic",
+                "val_size": 16,
+                "synthetic": {"size": size, "channels": channels, "classes": 4, "train": 48, "test": 16},
+            },
+            "model": {"name": model},
+            "train": {"epochs": 1, "rewind_epoch": 0, "batch_size": 16, "eval_batch_size": 16, "lr": 0.01},
+            "prune": {"method": method, "policy": policy, "policy_options": options, "max_rounds": 2},
+            "measure": {"latency": False},
+        }
+    )
+    summary = run_experiment(cfg, tmp_path / "run")
+    assert summary["final"]["params_reduction"] > 0
+    from prunebench.surgery import load_checkpoint
+
+    arch, pruned, _ = load_checkpoint(str(tmp_path / "run" / "final.pt"))
+    assert arch.kept and sum(p.numel() for p in pruned.parameters()) == summary["final"]["params"]
