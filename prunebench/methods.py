@@ -132,6 +132,12 @@ def discover_methods(extra_dirs: list[str] | None = None) -> dict[str, type[Meth
 
 def make_method(name: str, options: dict[str, Any], extra_dirs: list[str] | None = None) -> Method:
     methods = discover_methods(extra_dirs)
+    if not BUILTIN_METHODS_DIR.is_dir() and name not in methods:
+        raise ConfigError(
+            f"unknown method {name!r}: the built-in methods live in the repository's methods/ directory, "
+            f"not found at {BUILTIN_METHODS_DIR}. Install from a clone with `pip install -e .`, or set "
+            "PRUNEBENCH_METHODS_PATH to that methods/ directory."
+        )
     if name not in methods:
         raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(methods)} (see `prunebench methods`)")
     cls = methods[name]
