@@ -17,7 +17,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from prunebench.engine import run_experiment
 
     cfg = load_config(args.config, args.set)
-    summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None)
+    summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None, args.replace_stale)
     d, f = summary["dense"], summary["final"]
     rounds, final_round = summary["rounds"], summary["final_round"]
     met = "met" if summary["target_met"] else "NOT met"
@@ -31,6 +31,22 @@ def _cmd_run(args: argparse.Namespace) -> None:
         f"  params {f['params']:,} (-{f['params_reduction']:.2f}%)  FLOPs {f['flops']:,} (-{f['flops_reduction']:.2f}%)"
     )
     print(f"  results in {args.out}/ (rounds.csv, layers.csv, summary.json, final.pt)")
+
+
+def _cmd_dense(args: argparse.Namespace) -> None:
+    from prunebench.config import load_config
+    from prunebench.engine import dense_only
+
+    cfg = load_config(args.config, args.set)
+    record = dense_only(cfg, Path(args.out), args.replace_stale)
+    print(f"dense {cfg.model.name}: val {record['val_top1']:.2f}%  test {record['test_top1']:.2f}%  in {args.out}/")
+
+
+def _cmd_tables(args: argparse.Namespace) -> None:
+    from prunebench.tables import write_tables
+
+    for path in write_tables([Path(d) for d in args.runs], Path(args.out)):
+        print(path)
 
 
 def _cmd_methods(args: argparse.Namespace) -> None:
@@ -106,13 +122,30 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run (or resume) one pruning experiment")
-    run.add_argument("config", help="YAML config file")
+    run.add_argument("config", help="YAML config file, or - to read it from standard input")
     run.add_argument("--out", required=True, help="output directory of the run")
     run.add_argument("--dense", help="directory of a shared dense model (trained there if missing)")
     run.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. train.epochs=5"
     )
+    run.add_argument(
+        "--replace-stale", action="store_true", help="discard saved rounds or dense model of another config"
+    )
     run.set_defaults(func=_cmd_run)
+
+    dense = sub.add_parser("dense", help="train (or reuse) only the dense model of a config")
+    dense.add_argument("config", help="YAML config file, or - to read it from standard input")
+    dense.add_argument("--out", required=True, help="dense model directory")
+    dense.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    dense.add_argument("--replace-stale", action="store_true", help="discard a dense model of another config")
+    dense.set_defaults(func=_cmd_dense)
+
+    tables = sub.add_parser("tables", help="aggregate run directories into tidy tables")
+    tables.add_argument("runs", nargs="+", help="run directories (each with rounds.csv and summary.json)")
+    tables.add_argument(
+        "--out", required=True, help="directory for rounds.csv, layers.csv, runs.csv, dense.csv, summary.csv"
+    )
+    tables.set_defaults(func=_cmd_tables)
 
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
     methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")

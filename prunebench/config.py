@@ -11,6 +11,7 @@ import difflib
 import hashlib
 import json
 import os
+import sys
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -236,11 +237,12 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) ->
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    """A config from a YAML (or JSON) file, or from standard input when ``path`` is ``-``."""
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
     except FileNotFoundError as e:
         raise ConfigError(f"config file {path} does not exist") from e
-    return config_from_dict(raw, overrides)
+    return config_from_dict(yaml.safe_load(text) or {}, overrides)
 
 
 _MACHINE_KEYS = {

@@ -56,20 +56,31 @@ def _setup_logging(out: Path) -> logging.Handler:
 # Dense stage
 
 
-def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device) -> dict[str, Any]:
+_DENSE_FILES = ("dense.json", "dense.pt", "rewind.pt", "training.pt")
+
+
+def train_dense(
+    cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device, replace_stale: bool = False
+) -> dict[str, Any]:
     """Train (or reuse) the dense model of ``cfg``: ``dense.pt`` after E epochs, ``rewind.pt``
-    after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it."""
+    after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it.
+    A directory holding another config's dense model is refused, or with ``replace_stale``
+    cleared."""
     dense_dir.mkdir(parents=True, exist_ok=True)
     record_path = dense_dir / "dense.json"
     key = dense_hash(cfg)
     if record_path.exists():
         record = json.loads(record_path.read_text())
-        if record["dense_hash"] != key:
+        if record["dense_hash"] == key:
+            return record
+        if not replace_stale:
             raise ConfigError(
                 f"{dense_dir} holds a dense model of another config (hash {record['dense_hash']}, this one {key}); "
                 "use another output directory"
             )
-        return record
+        log.info("replacing the dense model of another config (%s) in %s", record["dense_hash"], dense_dir)
+        for name in _DENSE_FILES:
+            (dense_dir / name).unlink(missing_ok=True)
     info = dataset_info(cfg.data)
     arch = surgery.dense_architecture(
         cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
@@ -94,6 +105,7 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
         cfg.train.lr_at,
         (cfg.seed, "dense"),
         dense_dir / "training.pt",
+        key,
         on_epoch_end=save_rewind,
     )
     surgery.save_checkpoint(str(dense_dir / "dense.pt"), arch, model, epoch=epochs)
@@ -189,21 +201,25 @@ def _score(
 class RunState:
     """Finished rounds of a run, persisted in ``<out>/state`` after each one."""
 
-    def __init__(self, state_dir: Path, run_hash: str) -> None:
+    def __init__(self, state_dir: Path, run_hash: str, replace_stale: bool = False) -> None:
         self.dir = state_dir
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / "history.json"
         self.run_hash = run_hash
         self.rounds: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
         if self.path.exists():
             blob = json.loads(self.path.read_text())
-            if blob["config_hash"] != run_hash:
+            if blob["config_hash"] == run_hash:
+                self.rounds, self.layers = blob["rounds"], blob["layers"]
+            elif replace_stale:
+                log.info("discarding the rounds of another config (%s) in %s", blob["config_hash"], state_dir)
+                shutil.rmtree(state_dir)
+            else:
                 raise ConfigError(
                     f"{state_dir} holds rounds of another config (hash {blob['config_hash']}, this one {run_hash}); "
-                    "use another --out directory or delete it"
+                    "use another --out directory, delete it, or pass --replace-stale"
                 )
-            self.rounds, self.layers = blob["rounds"], blob["layers"]
+        self.dir.mkdir(parents=True, exist_ok=True)
 
     def checkpoint(self, rnd: int) -> Path:
         return self.dir / f"round_{rnd:03d}.pt"
@@ -227,23 +243,41 @@ _SUMMARY_COLUMNS = (
 )  # fmt: skip
 
 
-def run_experiment(cfg: Config, out: Path, dense_dir: Path | None = None) -> dict[str, Any]:
-    """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary."""
+def run_experiment(
+    cfg: Config, out: Path, dense_dir: Path | None = None, replace_stale: bool = False
+) -> dict[str, Any]:
+    """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
+    ``replace_stale`` discards saved rounds or a dense model of another config instead of
+    refusing them (the workflow's reruns after a config change)."""
     out.mkdir(parents=True, exist_ok=True)
     handler = _setup_logging(out)
     try:
-        return _run(cfg, out, dense_dir or out / "dense")
+        return _run(cfg, out, dense_dir or out / "dense", replace_stale)
     finally:
         log.removeHandler(handler)
         handler.close()
 
 
-def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
+def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dict[str, Any]:
+    """Train (or reuse) the dense model of ``cfg`` in ``dense_dir`` without pruning."""
+    dense_dir.mkdir(parents=True, exist_ok=True)
+    handler = _setup_logging(dense_dir)
+    try:
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        device = resolve_device(cfg.train.device)
+        return train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, replace_stale)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool) -> dict[str, Any]:
     run_hash = config_hash(cfg)
     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
     policy_name = cfg.prune.policy or method.default_policy
     policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds)
-    state = RunState(out / "state", run_hash)
+    state = RunState(out / "state", run_hash, replace_stale)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
     write_json(environment_record(), out / "env.json")
@@ -252,7 +286,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path) -> dict[str, Any]:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.train.device)
     loaders = make_loaders(cfg.data, cfg.train, device)
-    dense = train_dense(cfg, dense_dir, loaders, device)
+    dense = train_dense(cfg, dense_dir, loaders, device, replace_stale)
     rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
     base_row = {
         "run_id": cfg.name,
@@ -432,6 +466,7 @@ def _round(
         lr_at,
         (cfg.seed, f"round{rnd}"),
         state.dir / "training.pt",
+        state.run_hash,
         extra_loss=method.extra_loss,
     )
     cx = complexity(model, new_arch.example_input(device=device))

@@ -60,14 +60,16 @@ def train_epochs(
     lr_at: Callable[[int], float],
     key: tuple[object, ...],
     checkpoint: Path,
+    identity: str,
     extra_loss: ExtraLoss | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> None:
     """Train ``model`` in place over the 0-based ``epochs`` of a schedule.
 
     After every epoch the model and optimizer are saved to ``checkpoint``; a later call with the
-    same ``key`` resumes after the last finished epoch. The caller deletes ``checkpoint`` once it
-    has saved what it trained. Data order and augmentation of each epoch
+    same ``key`` and ``identity`` (the config hash: a checkpoint of another config is ignored)
+    resumes after the last finished epoch. The caller deletes ``checkpoint`` once it has saved what
+    it trained. Data order and augmentation of each epoch
     come from a generator seeded by (key, epoch), so a resumed phase equals an uninterrupted one.
     ``on_epoch_end(e, model)`` is called after epoch ``e`` is trained and before its checkpoint
     is written: a kill between the two repeats the epoch and the call, never skips the call."""
@@ -75,7 +77,7 @@ def train_epochs(
     start = epochs.start
     if checkpoint.exists():
         blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if blob["key"] == list(map(str, key)):
+        if blob["key"] == list(map(str, key)) and blob.get("identity") == identity:
             model.load_state_dict(blob["model"])
             optimizer.load_state_dict(blob["optimizer"])
             start = blob["next_epoch"]
@@ -107,6 +109,7 @@ def train_epochs(
         atomic_torch_save(
             {
                 "key": list(map(str, key)),
+                "identity": identity,
                 "next_epoch": epoch + 1,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),

@@ -1,0 +1,23 @@
+# prunebench: the reproduction as a Snakemake workflow.
+#   snakemake --cores 2                                   (configs/default.yaml)
+#   snakemake --cores 2 --configfile configs/smoke.yaml   (another study)
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# A --configfile replaces the default study instead of being merged into it.
+if not config:
+
+    configfile: "configs/default.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/dense.smk"
+include: "workflow/rules/prune.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        rules.tables.output,

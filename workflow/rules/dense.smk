@@ -1,0 +1,18 @@
+# The dense model of each (model, rewind epoch, seed), shared by every experiment pruning it.
+
+
+rule dense:
+    output:
+        f"{RESULTS}/dense/{{model}}/k{{k}}/seed{{seed}}/dense.json",
+    log:
+        f"{RESULTS}/logs/dense/{{model}}-k{{k}}-seed{{seed}}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    resources:
+        gpu=0,
+    params:
+        config=lambda wc: as_json(dense_config(wc.model, wc.k, wc.seed)),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "echo {params.config:q} | prunebench dense - --out {params.out} --set train.threads={threads} --replace-stale > {log} 2>&1"

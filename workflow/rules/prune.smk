@@ -1,0 +1,25 @@
+# One job per pruning run. Its per-round state lives in <run>/state, which is not a declared
+# output, so an interrupted job resumes after its last finished round.
+
+
+rule prune:
+    input:
+        dense=dense_of_run,
+    output:
+        rounds=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/rounds.csv",
+        layers=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/layers.csv",
+        summary=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/summary.json",
+    log:
+        f"{RESULTS}/logs/runs/{{model}}-{{experiment}}-seed{{seed}}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    resources:
+        gpu=0,
+    params:
+        config=lambda wc: as_json(run_config(wc.model, wc.experiment, wc.seed)),
+        out=lambda wc, output: os.path.dirname(output.rounds),
+        dense=lambda wc, input: os.path.dirname(input.dense),
+    shell:
+        "echo {params.config:q} | prunebench run - --out {params.out} --dense {params.dense}"
+        " --set train.threads={threads} --replace-stale > {log} 2>&1"
