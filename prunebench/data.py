@@ -328,6 +328,21 @@ class Batches:
         return self._prepare(idx, None)
 
 
+class _Transformed(torch.utils.data.Dataset):
+    """An already scanned ImageFolder seen through a transform (scanning ImageNet takes minutes,
+    so it happens once per split, not once per view)."""
+
+    def __init__(self, folder: datasets.ImageFolder, transform) -> None:
+        self.folder, self.transform = folder, transform
+
+    def __len__(self) -> int:
+        return len(self.folder)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        path, label = self.folder.samples[i]
+        return self.transform(self.folder.loader(path)), label
+
+
 class FolderBatches:
     """ImageNet-scale data, too large for memory: an ImageFolder streamed through a DataLoader
     with the standard per-sample transforms (RandomResizedCrop + flip; Resize + CenterCrop).
@@ -350,15 +365,17 @@ class FolderBatches:
         from torchvision import transforms
 
         norm = [transforms.ToTensor(), transforms.Normalize(self.MEAN, self.STD)]
+        evaluation = transforms.Compose(
+            [transforms.Resize(image_size * 256 // 224), transforms.CenterCrop(image_size), *norm]
+        )
         if train:
             flip = [transforms.RandomHorizontalFlip()] if hflip else []
-            tf = transforms.Compose([transforms.RandomResizedCrop(image_size), *flip, *norm])
-        else:
-            tf = transforms.Compose(
-                [transforms.Resize(image_size * 256 // 224), transforms.CenterCrop(image_size), *norm]
+            self.data = _Transformed(
+                folder, transforms.Compose([transforms.RandomResizedCrop(image_size), *flip, *norm])
             )
-        self.folder = datasets.ImageFolder(folder.root, transform=tf)
-        self.image_size = image_size
+        else:
+            self.data = _Transformed(folder, evaluation)
+        self.eval_data = _Transformed(folder, evaluation)
         self.indices = indices
         self.train = train
         self.batch_size = batch_size
@@ -374,16 +391,16 @@ class FolderBatches:
         return len(self.indices)
 
     def _stream(
-        self, indices: torch.Tensor, gen: torch.Generator | None
+        self, data: _Transformed, indices: torch.Tensor, batch_size: int, workers: int, gen: torch.Generator | None
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        subset = torch.utils.data.Subset(self.folder, indices.tolist())
+        subset = torch.utils.data.Subset(data, indices.tolist())
         seed = int(torch.randint(2**62, (1,), generator=gen)) if gen is not None else 0
-        if self.workers == 0:
+        if workers == 0:
             torch.manual_seed(seed)  # the transforms draw from the global generator in-process
         loader = torch.utils.data.DataLoader(
             subset,
-            batch_size=self.batch_size,
-            num_workers=self.workers,
+            batch_size=batch_size,
+            num_workers=workers,
             pin_memory=self.device.type == "cuda",
             generator=torch.Generator().manual_seed(seed),
         )
@@ -393,15 +410,12 @@ class FolderBatches:
 
     def epoch(self, gen: torch.Generator | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         order = self.indices[torch.randperm(len(self.indices), generator=gen)] if gen is not None else self.indices
-        return self._stream(order, gen if self.train else None)
+        return self._stream(self.data, order, self.batch_size, self.workers, gen if self.train else None)
 
     def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
         """``n`` random images with the evaluation transforms (for attention scoring)."""
         pick = self.indices[torch.randperm(len(self.indices), generator=gen)[:n]]
-        eval_view = FolderBatches(
-            self.folder, pick, False, self.image_size, False, n, self.device, 0, self.channels_last
-        )
-        return next(eval_view.epoch())[0]
+        return next(self._stream(self.eval_data, pick, n, 0, None))[0]
 
 
 @dataclass

@@ -17,6 +17,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,12 +46,26 @@ def _to_device(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module
     return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
 
 
-def _setup_logging(out: Path) -> logging.Handler:
-    handler = logging.FileHandler(out / "log.txt")
+@contextmanager
+def _logging_to(directory: Path) -> Iterator[None]:
+    """Log the engine's messages to ``directory/log.txt`` for the duration of the block."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(directory / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    return handler
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def _device_for(cfg: Config) -> torch.device:
+    """Apply the config's CPU threads and resolve its device."""
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    return resolve_device(cfg.train.device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,29 +263,18 @@ def run_experiment(
     cfg: Config, out: Path, dense_dir: Path | None = None, replace_stale: bool = False
 ) -> dict[str, Any]:
     """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
-    ``replace_stale`` discards saved rounds or a dense model of another config instead of
-    refusing them (the workflow's reruns after a config change)."""
-    out.mkdir(parents=True, exist_ok=True)
-    handler = _setup_logging(out)
-    try:
+    ``replace_stale`` discards saved rounds of another config instead of refusing them (the
+    workflow's reruns after a config change). A dense model of another config is always
+    refused here: it may be shared, and only ``dense_only`` replaces one."""
+    with _logging_to(out):
         return _run(cfg, out, dense_dir or out / "dense", replace_stale)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
 
 
 def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dict[str, Any]:
     """Train (or reuse) the dense model of ``cfg`` in ``dense_dir`` without pruning."""
-    dense_dir.mkdir(parents=True, exist_ok=True)
-    handler = _setup_logging(dense_dir)
-    try:
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
-        device = resolve_device(cfg.train.device)
+    with _logging_to(dense_dir):
+        device = _device_for(cfg)
         return train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, replace_stale)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
 
 
 def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool) -> dict[str, Any]:
@@ -282,11 +287,9 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool) -> dict[s
     write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
     write_json(environment_record(), out / "env.json")
 
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-    device = resolve_device(cfg.train.device)
+    device = _device_for(cfg)
     loaders = make_loaders(cfg.data, cfg.train, device)
-    dense = train_dense(cfg, dense_dir, loaders, device, replace_stale)
+    dense = train_dense(cfg, dense_dir, loaders, device)
     rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
     base_row = {
         "run_id": cfg.name,

@@ -77,6 +77,7 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
         (lambda c: c["base"]["train"].update(epoch=3), "unknown config key 'train.epoch'"),
         (lambda c: c["experiments"]["ilp"]["prune"]["policy_options"].update(target=-5), "target must be"),
         (lambda c: c.update(modles=["lenet5"]), "modles"),
+        (lambda c: c["experiments"]["ilp"].update(train={"lr": 0.2}), "train overrides change the dense model"),
     ],
 )
 def test_bad_studies_are_refused_before_any_job(tmp_path, edit, message):

@@ -45,6 +45,7 @@ def _check_runs():
     for model in config["models"]:
         for experiment in config["experiments"]:
             for seed in config["seeds"]:
+                where = f"experiment {experiment!r} (model {model}, seed {seed})"
                 try:
                     cfg = config_from_dict(run_config(model, experiment, seed))
                     method = make_method(
@@ -57,15 +58,21 @@ def _check_runs():
                         cfg.prune.policy_options,
                         cfg.prune.max_rounds,
                     )
+                    shared = config_from_dict(
+                        dense_config(model, cfg.train.rewind_epoch, seed)
+                    )
                 except PrunebenchError as e:
+                    raise ValueError(f"{where}: {e}") from None
+                # Dense models are shared by (model, rewind epoch, seed): an experiment may
+                # change how rounds train (rewind, rewind_epoch, finetune_lr), not the dense model.
+                if dense_hash(cfg) != dense_hash(shared):
                     raise ValueError(
-                        f"experiment {experiment!r} (model {model}, seed {seed}): {e}"
-                    ) from None
+                        f"{where}: its train overrides change the dense model; only rewind, "
+                        "rewind_epoch and finetune_lr may differ between experiments "
+                        "(put other train keys in base)"
+                    )
                 runs.append((model, experiment, seed, cfg.train.rewind_epoch))
     return runs
-
-
-RUNS = _check_runs()
 
 
 def dense_config(model, rewind_epoch, seed):
@@ -90,13 +97,13 @@ def run_dir(model, experiment, seed):
 
 
 def dense_of_run(wildcards):
-    cfg = config_from_dict(
-        run_config(wildcards.model, wildcards.experiment, wildcards.seed)
-    )
-    return os.path.join(
-        dense_dir(wildcards.model, cfg.train.rewind_epoch, wildcards.seed), "dense.json"
-    )
+    k = REWIND_EPOCH[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
+    return os.path.join(dense_dir(wildcards.model, k, wildcards.seed), "dense.json")
 
 
 def as_json(d):
     return json.dumps(d, sort_keys=True)
+
+
+RUNS = _check_runs()
+REWIND_EPOCH = {(m, e, s): k for m, e, s, k in RUNS}
