@@ -13,6 +13,7 @@ if not config:
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/tables.smk"
@@ -21,3 +22,4 @@ include: "workflow/rules/tables.smk"
 rule all:
     input:
         rules.tables.output,
+        rules.latency.output if LATENCY.get("enabled", True) else [],

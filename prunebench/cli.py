@@ -42,11 +42,35 @@ def _cmd_dense(args: argparse.Namespace) -> None:
     print(f"dense {cfg.model.name}: val {record['val_top1']:.2f}%  test {record['test_top1']:.2f}%  in {args.out}/")
 
 
+def _cmd_data(args: argparse.Namespace) -> None:
+    from prunebench.config import load_config
+    from prunebench.data import prepare_data
+    from prunebench.io import atomic_write_text
+
+    cfg = load_config(args.config, args.set)
+    record = prepare_data(cfg.data)
+    if args.out:
+        atomic_write_text(json.dumps(record, indent=2) + "\n", Path(args.out))
+    print(
+        f"{record['dataset']}: {record['train_images']:,} training and {record['test_images']:,} test images "
+        f"ready under {cfg.data.resolved_root()}"
+    )
+
+
 def _cmd_tables(args: argparse.Namespace) -> None:
     from prunebench.tables import write_tables
 
     for path in write_tables([Path(d) for d in args.runs], Path(args.out)):
         print(path)
+
+
+def _cmd_latency(args: argparse.Namespace) -> None:
+    from prunebench.io import atomic_write_text
+    from prunebench.tables import latency_table
+
+    table = latency_table([Path(d) for d in args.runs], args.threads, args.warmup, args.repeats)
+    atomic_write_text(table.to_csv(index=False), Path(args.out))
+    print(f"{len(table)} latency rows in {args.out}")
 
 
 def _cmd_methods(args: argparse.Namespace) -> None:
@@ -84,9 +108,17 @@ def _cmd_measure(args: argparse.Namespace) -> None:
             report[name][f"latency_ms_{n}t"] = latency_ms(m, x, n, args.warmup, args.repeats)
     groups = surgery.channel_groups(model, surgery.build_graph(model, x))
     dense_groups = {g.name: g.size for g in surgery.channel_groups(dense, surgery.build_graph(dense, x))}
-    if args.json:
+    if args.json or args.out:
+        from prunebench.io import atomic_write_text
+        from prunebench.results import environment_record
+
         report["channels"] = {g.name: [g.size, dense_groups[g.name]] for g in groups}
-        print(json.dumps(report, indent=2))
+        report["environment"] = environment_record()
+        text = json.dumps(report, indent=2) + "\n"
+        if args.out:
+            atomic_write_text(text, Path(args.out))
+        else:
+            print(text, end="")
         return
     print(
         f"{args.checkpoint}: {arch.model}, input {arch.in_channels}x{arch.image_size}x{arch.image_size}, batch 1, CPU"
@@ -140,12 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--replace-stale", action="store_true", help="discard a dense model of another config")
     dense.set_defaults(func=_cmd_dense)
 
+    data = sub.add_parser("data", help="download or stage a config's dataset and build its cache")
+    data.add_argument("config", help="YAML config file, or - to read it from standard input")
+    data.add_argument("--out", help="write a JSON description of the prepared dataset here")
+    data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    data.set_defaults(func=_cmd_data)
+
     tables = sub.add_parser("tables", help="aggregate run directories into tidy tables")
     tables.add_argument("runs", nargs="+", help="run directories (each with rounds.csv and summary.json)")
     tables.add_argument(
         "--out", required=True, help="directory for rounds.csv, layers.csv, runs.csv, dense.csv, summary.csv"
     )
     tables.set_defaults(func=_cmd_tables)
+
+    latency = sub.add_parser("latency", help="CPU latency of runs' final and dense models into one CSV")
+    latency.add_argument("runs", nargs="+", help="run directories (each with rounds.csv and final.pt)")
+    latency.add_argument("--out", required=True, help="CSV file")
+    latency.add_argument("--threads", type=int, nargs="+", default=[1], help="thread counts to measure at")
+    latency.add_argument("--warmup", type=int, default=10)
+    latency.add_argument("--repeats", type=int, default=50)
+    latency.set_defaults(func=_cmd_latency)
 
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
     methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")
@@ -160,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--warmup", type=int, default=10)
     measure.add_argument("--repeats", type=int, default=50)
     measure.add_argument("--json", action="store_true", help="print JSON")
+    measure.add_argument("--out", help="write the JSON report to this file instead")
     measure.set_defaults(func=_cmd_measure)
 
     bench = sub.add_parser("bench", help="time one training epoch: engine pipeline vs a plain DataLoader loop")

@@ -449,6 +449,27 @@ def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device)
     )
 
 
+def prepare_data(cfg: DataConfig) -> dict[str, int | str]:
+    """Make ``cfg.dataset`` ready for every run (download or stage from the mirror, build the
+    tensor cache; ImageNet: check its folders) and describe it. A study does this once, before
+    its jobs, so parallel jobs never stage the same files at the same time."""
+    info = dataset_info(cfg)
+    if cfg.dataset == "imagenet":
+        loaders = _imagenet_loaders(cfg, TrainConfig(), torch.device("cpu"))
+        n_train, n_test = len(loaders.train.indices) + len(loaders.val.indices), len(loaders.test.indices)
+    else:
+        train, test = _read_cached(cfg)
+        n_train, n_test = len(train), len(test)
+    return {
+        "dataset": info.name,
+        "classes": info.num_classes,
+        "channels": info.in_channels,
+        "image_size": info.image_size,
+        "train_images": n_train,
+        "test_images": n_test,
+    }
+
+
 def make_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device) -> Loaders:
     """Train (shuffled, augmented), validation and test batches of ``cfg.dataset``."""
     if cfg.dataset == "imagenet":

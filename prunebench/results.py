@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -34,6 +35,17 @@ def _version(package: str) -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    # platform.processor() is often just the architecture on Linux; latency needs the real CPU.
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment_record() -> dict[str, Any]:
     repo = Path(__file__).resolve().parents[1]
     try:
@@ -50,8 +62,8 @@ def environment_record() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": torch.get_num_threads(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         # importlib.metadata: torch_pruning.__version__ says 1.6.0 for 1.6.1.
         "packages": {

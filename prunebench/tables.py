@@ -25,6 +25,11 @@ def _write(df: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def _experiment(run_dir: Path) -> str:
+    # Study runs live in <experiment>/seed<s>; a lone run's directory is its own name.
+    return run_dir.parent.name if run_dir.name.startswith("seed") else run_dir.name
+
+
 def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     """Write the five tables for ``run_dirs`` into ``out``; returns their paths."""
     rounds, layers, runs, dense = [], [], [], {}
@@ -32,8 +37,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         r = pd.read_csv(d / "rounds.csv")
         summary = json.loads((d / "summary.json").read_text())
         run = json.loads((d / "run.json").read_text())
-        experiment = d.parent.name if d.name.startswith("seed") else d.name
-        r.insert(1, "experiment", experiment)
+        r.insert(1, "experiment", _experiment(d))
         rounds.append(r)
         layers.append(pd.read_csv(d / "layers.csv"))
         final = r[r["final"]].iloc[0].to_dict()
@@ -77,3 +81,37 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         _write(pd.DataFrame(list(dense.values())), out / "dense.csv"),
         _write(summary, out / "summary.csv"),
     ]
+
+
+def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats: int) -> pd.DataFrame:
+    """CPU latency (batch 1, median ms) of every run's final model and its dense architecture, at
+    each thread count: one row per run x variant x threads. Run it alone on the machine."""
+    from prunebench import surgery
+    from prunebench.measure import complexity, latency_ms
+    from prunebench.results import environment_record
+
+    cpu = environment_record()["processor"]
+    rows = []
+    for d in run_dirs:
+        final = pd.read_csv(d / "rounds.csv").query("final").iloc[0]
+        arch, model, _ = surgery.load_checkpoint(str(d / "final.pt"))
+        dense = surgery.instantiate(
+            surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
+        )
+        x = arch.example_input()
+        for variant, m in (("dense", dense), ("final", model)):
+            size = complexity(m, x)
+            for n in threads:
+                rows.append(
+                    {
+                        **{k: final[k] for k in ("run_id", "dataset", "model", "method", "policy", "seed")},
+                        "experiment": _experiment(d),
+                        "variant": variant,
+                        "threads": n,
+                        "latency_ms": latency_ms(m, x, n, warmup, repeats),
+                        "params": size["params"],
+                        "flops": size["flops"],
+                        "cpu": cpu,
+                    }
+                )
+    return pd.DataFrame(rows)

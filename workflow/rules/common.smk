@@ -1,91 +1,29 @@
-# Config validation, the run matrix and input functions.
-import copy
+# Config validation, the run matrix and input functions (the logic lives in prunebench.study).
 import json
 import os
 
 from snakemake.utils import validate
 
-from prunebench.config import config_from_dict, dense_hash
 from prunebench.errors import PrunebenchError
-from prunebench.methods import make_method
-from prunebench.policies import make_policy
+from prunebench import study
 
-validate(config, "../schemas/config.schema.yaml")
+
+try:
+    # Our own check first: its messages name the key and the allowed ones.
+    study.check_keys(config)
+    validate(config, "../schemas/config.schema.yaml")
+    RUNS = study.check_study(config)
+    DATA = study.data_config(config)
+except PrunebenchError as e:
+    raise ValueError(f"bad study config: {e}") from None
 
 RESULTS = config["results"]
-THREADS = config.get("threads", 2)
-
-
-def _merge(a, b):
-    out = copy.deepcopy(a)
-    for key, value in b.items():
-        out[key] = (
-            _merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
-
-
-def run_config(model, experiment, seed):
-    """The full prunebench config of one run, as a plain dict."""
-    base = _merge(config["base"], {"model": {"name": model}, "seed": int(seed)})
-    return _merge(
-        base,
-        {
-            "name": f"{model}-{experiment}-seed{seed}",
-            **config["experiments"][experiment],
-        },
-    )
-
-
-def _check_runs():
-    """Refuse a bad study before any job starts, naming the experiment and the problem."""
-    runs = []
-    for model in config["models"]:
-        for experiment in config["experiments"]:
-            for seed in config["seeds"]:
-                where = f"experiment {experiment!r} (model {model}, seed {seed})"
-                try:
-                    cfg = config_from_dict(run_config(model, experiment, seed))
-                    method = make_method(
-                        cfg.prune.method,
-                        cfg.prune.method_options,
-                        cfg.prune.methods_path,
-                    )
-                    make_policy(
-                        cfg.prune.policy or method.default_policy,
-                        cfg.prune.policy_options,
-                        cfg.prune.max_rounds,
-                    )
-                    shared = config_from_dict(
-                        dense_config(model, cfg.train.rewind_epoch, seed)
-                    )
-                except PrunebenchError as e:
-                    raise ValueError(f"{where}: {e}") from None
-                # Dense models are shared by (model, rewind epoch, seed): an experiment may
-                # change how rounds train (rewind, rewind_epoch, finetune_lr), not the dense model.
-                if dense_hash(cfg) != dense_hash(shared):
-                    raise ValueError(
-                        f"{where}: its train overrides change the dense model; only rewind, "
-                        "rewind_epoch and finetune_lr may differ between experiments "
-                        "(put other train keys in base)"
-                    )
-                runs.append((model, experiment, seed, cfg.train.rewind_epoch))
-    return runs
-
-
-def dense_config(model, rewind_epoch, seed):
-    """The config that defines a dense model: the base with the run's rewind epoch."""
-    cfg = _merge(
-        config["base"],
-        {
-            "model": {"name": model},
-            "seed": int(seed),
-            "name": f"{model}-dense-seed{seed}",
-        },
-    )
-    return _merge(cfg, {"train": {"rewind_epoch": int(rewind_epoch)}})
+THREADS = config["threads"]
+GPUS = 1 if config["gpu"] else 0
+# Machine settings reach the jobs as --set arguments, not params: moving a study to another
+# machine (data elsewhere, a GPU) must not rerun it.
+MACHINE = " ".join(f"--set {s}" for s in study.machine_overrides(config))
+REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
 
 
 def dense_dir(model, rewind_epoch, seed):
@@ -103,7 +41,3 @@ def dense_of_run(wildcards):
 
 def as_json(d):
     return json.dumps(d, sort_keys=True)
-
-
-RUNS = _check_runs()
-REWIND_EPOCH = {(m, e, s): k for m, e, s, k in RUNS}

@@ -2,6 +2,8 @@
 
 
 rule dense:
+    input:
+        f"{RESULTS}/data/{DATA['data']['dataset']}.json",
     output:
         f"{RESULTS}/dense/{{model}}/k{{k}}/seed{{seed}}/dense.json",
     log:
@@ -10,9 +12,11 @@ rule dense:
         "../../environment.yml"
     threads: THREADS
     resources:
-        gpu=0,
+        gpu=GPUS,
     params:
-        config=lambda wc: as_json(dense_config(wc.model, wc.k, wc.seed)),
+        config=lambda wc: as_json(study.dense_config(config, wc.model, wc.k, wc.seed)),
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "echo {params.config:q} | prunebench dense - --out {params.out} --set train.threads={threads} --replace-stale > {log} 2>&1"
+        "echo {params.config:q} | prunebench dense - --out {params.out} --set train.threads={threads} "
+        + MACHINE
+        + " --replace-stale > {log} 2>&1"

@@ -9,17 +9,20 @@ rule prune:
         rounds=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/rounds.csv",
         layers=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/layers.csv",
         summary=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/summary.json",
+        final=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/final.pt",
     log:
         f"{RESULTS}/logs/runs/{{model}}-{{experiment}}-seed{{seed}}.log",
     conda:
         "../../environment.yml"
     threads: THREADS
     resources:
-        gpu=0,
+        gpu=GPUS,
     params:
-        config=lambda wc: as_json(run_config(wc.model, wc.experiment, wc.seed)),
+        config=lambda wc: as_json(
+            study.run_config(config, wc.model, wc.experiment, wc.seed)
+        ),
         out=lambda wc, output: os.path.dirname(output.rounds),
         dense=lambda wc, input: os.path.dirname(input.dense),
     shell:
         "echo {params.config:q} | prunebench run - --out {params.out} --dense {params.dense}"
-        " --set train.threads={threads} --replace-stale > {log} 2>&1"
+        " --set train.threads={threads} " + MACHINE + " --replace-stale > {log} 2>&1"

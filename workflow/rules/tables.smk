@@ -1,9 +1,12 @@
-# The study's tidy tables, from every run directory.
+# The study's tidy tables, from every run directory, and the latency of every final model.
+
+RUN_DIRS = [run_dir(r.model, r.experiment, r.seed) for r in RUNS]
+LATENCY = config.get("latency") or {}
 
 
 rule tables:
     input:
-        [f"{run_dir(m, e, s)}/summary.json" for m, e, s, _ in RUNS],
+        [f"{d}/summary.json" for d in RUN_DIRS],
     output:
         [
             f"{RESULTS}/tables/{name}.csv"
@@ -14,7 +17,29 @@ rule tables:
     conda:
         "../../environment.yml"
     params:
-        runs=[run_dir(m, e, s) for m, e, s, _ in RUNS],
+        runs=RUN_DIRS,
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
         "prunebench tables {params.runs} --out {params.out} > {log} 2>&1"
+
+
+# Runs last (after every training job and the tables), so locally it has the machine to itself:
+# latency measured beside other jobs would measure them too.
+rule latency:
+    input:
+        models=[f"{d}/final.pt" for d in RUN_DIRS],
+        after=rules.tables.output,
+    output:
+        f"{RESULTS}/tables/latency.csv",
+    log:
+        f"{RESULTS}/logs/latency.log",
+    conda:
+        "../../environment.yml"
+    params:
+        runs=RUN_DIRS,
+        threads=" ".join(str(n) for n in LATENCY.get("threads", [1])),
+        warmup=LATENCY.get("warmup", 10),
+        repeats=LATENCY.get("repeats", 50),
+    shell:
+        "prunebench latency {params.runs} --out {output} --threads {params.threads}"
+        " --warmup {params.warmup} --repeats {params.repeats} > {log} 2>&1"

@@ -1,0 +1,154 @@
+"""Study configs: the run matrix of the Snakemake workflow and its validation.
+
+A study (``configs/default.yaml``; JSON schema in ``workflow/schemas/config.schema.yaml``) runs
+every model x experiment x seed. ``base`` is a run config shared by all runs, ``per_model``
+overrides it for one model (e.g. its Table 1 schedule), and an experiment sets the ``prune``
+section and, optionally, the train keys that do not change the dense model. Everything about
+where data lives and which device trains is a machine setting (``data_root``, ``data_mirror``,
+``gpu``), kept out of the run configs so that moving a study to another machine reruns nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from prunebench.config import config_from_dict, dense_hash
+from prunebench.errors import ConfigError, PrunebenchError
+from prunebench.methods import make_method
+from prunebench.policies import make_policy
+
+STUDY_KEYS = (
+    "results", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency", "base",
+    "per_model", "experiments",
+)  # fmt: skip
+EXPERIMENT_KEYS = ("prune", "train", "models")
+# The train keys an experiment may change: they change how rounds retrain, not the dense model.
+EXPERIMENT_TRAIN_KEYS = ("rewind", "rewind_epoch", "finetune_lr")
+MACHINE_KEYS = {"data": ("root", "mirror", "download", "workers"), "train": ("device", "threads")}
+
+
+@dataclass(frozen=True)
+class Run:
+    model: str
+    experiment: str
+    seed: int
+    rewind_epoch: int
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """``a`` updated by ``b``, recursively for nested sections."""
+    out = copy.deepcopy(a)
+    for key, value in b.items():
+        both_dicts = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = merge(out[key], value) if both_dicts else copy.deepcopy(value)
+    return out
+
+
+def _model_base(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
+    base = merge(study["base"], (study.get("per_model") or {}).get(model, {}))
+    return merge(base, {"model": {"name": model}, "seed": int(seed)})
+
+
+def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) -> dict[str, Any]:
+    """The full run config of one pruning run (without machine settings)."""
+    exp = study["experiments"][experiment]
+    cfg = merge(_model_base(study, model, seed), {k: v for k, v in exp.items() if k != "models"})
+    # Latency is measured by the study's own `latency` job, alone on the machine; measured
+    # inside training jobs it would depend on what else runs at the time.
+    return merge(cfg, {"name": f"{model}-{experiment}-seed{seed}", "measure": {"latency": False}})
+
+
+def dense_config(study: dict[str, Any], model: str, rewind_epoch: int, seed: int) -> dict[str, Any]:
+    """The config defining the dense model of (model, rewind epoch, seed)."""
+    cfg = merge(_model_base(study, model, seed), {"name": f"{model}-dense-seed{seed}"})
+    return merge(cfg, {"train": {"rewind_epoch": int(rewind_epoch)}, "measure": {"latency": False}})
+
+
+def machine_overrides(study: dict[str, Any]) -> list[str]:
+    """``--set`` assignments for the machine settings of every job."""
+    sets = []
+    if study.get("data_root"):
+        sets.append(f"data.root={study['data_root']}")
+    if study.get("data_mirror"):
+        sets.append(f"data.mirror={study['data_mirror']}")
+    sets.append(f"train.device={'cuda' if study.get('gpu') else 'cpu'}")
+    return sets
+
+
+def experiment_models(study: dict[str, Any], experiment: str) -> list[str]:
+    return study["experiments"][experiment].get("models") or study["models"]
+
+
+def _unknown(keys: Any, allowed: tuple[str, ...], where: str) -> None:
+    for key in keys:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"unknown key {key!r} in {where}{hint}; allowed: {', '.join(allowed)}")
+
+
+def check_keys(study: dict[str, Any]) -> None:
+    """Refuse misspelled or misplaced keys, naming them and the allowed ones."""
+    _unknown(study, STUDY_KEYS, "the study config")
+    for section, keys in MACHINE_KEYS.items():
+        for where, cfg in [("base", study.get("base") or {})] + [
+            (f"per_model.{m}", c or {}) for m, c in (study.get("per_model") or {}).items()
+        ]:
+            for key in keys:
+                if key in (cfg.get(section) or {}):
+                    raise ConfigError(
+                        f"{where}.{section}.{key} is a machine setting, not part of a study's runs; use the "
+                        "study keys data_root / data_mirror / gpu (or PRUNEBENCH_DATA / PRUNEBENCH_MIRROR) "
+                        "and `threads`"
+                    )
+    for name in study.get("per_model") or {}:
+        if name not in study.get("models", []):
+            raise ConfigError(f"per_model.{name}: {name!r} is not in models {study.get('models')}")
+    for name, exp in (study.get("experiments") or {}).items():
+        _unknown(exp, EXPERIMENT_KEYS, f"experiment {name!r}")
+        _unknown(exp.get("train") or {}, EXPERIMENT_TRAIN_KEYS, f"experiment {name!r} train (other train keys "
+                 "change the dense model; put them in base or per_model)")  # fmt: skip
+        for model in exp.get("models") or []:
+            if model not in study.get("models", []):
+                raise ConfigError(f"experiment {name!r}: model {model!r} is not in models {study.get('models')}")
+
+
+def check_study(study: dict[str, Any]) -> list[Run]:
+    """Every run of the study, after building each run config, method and policy, so that a bad
+    study is refused before any job starts with a message naming the experiment and the problem."""
+    check_keys(study)
+    runs = []
+    for experiment in study["experiments"]:
+        for model in experiment_models(study, experiment):
+            for seed in study["seeds"]:
+                where = f"experiment {experiment!r} (model {model}, seed {seed})"
+                try:
+                    cfg = config_from_dict(run_config(study, model, experiment, seed))
+                    method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
+                    make_policy(cfg.prune.policy or method.default_policy, cfg.prune.policy_options, cfg.prune.max_rounds)
+                    shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
+                except PrunebenchError as e:
+                    raise ConfigError(f"{where}: {e}") from None
+                if dense_hash(cfg) != dense_hash(shared):  # a guard: check_keys should make this impossible
+                    raise ConfigError(f"{where}: the experiment changes the dense model")
+                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch))
+    return runs
+
+
+def data_config(study: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the prepared data: the dataset (and, for generated data, its shape).
+    Subsets and augmentation are applied when loading, so they do not belong here."""
+    datasets = {
+        model: merge({"data": {}}, _model_base(study, model, 0))["data"].get("dataset", "synthetic")
+        for model in study["models"]
+    }
+    if len(set(datasets.values())) > 1:
+        raise ConfigError(f"a study uses one dataset; per_model gives several: {datasets}")
+    data = merge({"data": {}}, study["base"])["data"]
+    identity = {"dataset": data.get("dataset", "synthetic")}
+    if identity["dataset"] == "synthetic":
+        identity["synthetic"] = data.get("synthetic", {})
+    return {"name": "data", "data": identity}

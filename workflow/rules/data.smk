@@ -1,0 +1,14 @@
+# The dataset, downloaded or staged from the mirror and cached once, before any training job.
+
+
+rule data:
+    output:
+        f"{RESULTS}/data/{{dataset}}.json",
+    log:
+        f"{RESULTS}/logs/data/{{dataset}}.log",
+    conda:
+        "../../environment.yml"
+    params:
+        config=as_json(DATA),
+    shell:
+        "echo {params.config:q} | prunebench data - --out {output} " + MACHINE + " > {log} 2>&1"
