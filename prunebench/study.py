@@ -27,7 +27,8 @@ STUDY_KEYS = (
 EXPERIMENT_KEYS = ("prune", "train", "models")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.
 EXPERIMENT_TRAIN_KEYS = ("rewind", "rewind_epoch", "finetune_lr")
-MACHINE_KEYS = {"data": ("root", "mirror", "download", "workers"), "train": ("device", "threads")}
+# Set per machine by the study's own keys, never per run.
+MACHINE_KEYS = {"data": ("root", "mirror"), "train": ("device", "threads")}
 
 
 @dataclass(frozen=True)
@@ -67,14 +68,14 @@ def dense_config(study: dict[str, Any], model: str, rewind_epoch: int, seed: int
     return merge(cfg, {"train": {"rewind_epoch": int(rewind_epoch)}, "measure": {"latency": False}})
 
 
-def machine_overrides(study: dict[str, Any]) -> list[str]:
-    """``--set`` assignments for the machine settings of every job."""
+def machine_overrides(study: dict[str, Any], gpus: int) -> list[str]:
+    """``--set`` assignments for the machine settings of a job given ``gpus`` GPUs."""
     sets = []
     if study.get("data_root"):
         sets.append(f"data.root={study['data_root']}")
     if study.get("data_mirror"):
         sets.append(f"data.mirror={study['data_mirror']}")
-    sets.append(f"train.device={'cuda' if study.get('gpu') else 'cpu'}")
+    sets.append(f"train.device={'cuda' if gpus else 'cpu'}")
     return sets
 
 
@@ -128,7 +129,8 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 try:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
                     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
-                    make_policy(cfg.prune.policy or method.default_policy, cfg.prune.policy_options, cfg.prune.max_rounds)
+                    policy = cfg.prune.policy or method.default_policy
+                    make_policy(policy, cfg.prune.policy_options, cfg.prune.max_rounds)
                     shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +18,13 @@ from conftest import REPO
 pytestmark = pytest.mark.slow
 
 
+def snakemake_cmd(workdir: Path, configfile: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
+
+
 def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(configfile), "--cores", "2", *args]  # fmt: skip
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(snakemake_cmd(workdir, configfile, *args), capture_output=True, text=True, timeout=600)
 
 
 def study(tmp: Path, name: str, edit=None) -> Path:
@@ -50,12 +57,23 @@ def test_smoke_study_writes_the_tables(smoke):
     assert len(dense) == 4  # two seeds x two rewind epochs (the ablation needs its own snapshot)
     rounds = pd.read_csv(tables / "rounds.csv")
     assert (rounds.groupby("run_id")["final"].sum() == 1).all()
+    latency = pd.read_csv(tables / "latency.csv")  # dense and final model of every run, at 1 thread
+    assert len(latency) == 12 and (latency["latency_ms"] > 0).all()
+    final = latency[latency["variant"] == "final"].set_index("run_id")["params"]
+    assert (final == runs.set_index("run_id")["params"].loc[final.index]).all()
 
 
 def test_rerun_does_nothing(smoke):
     tmp, config = smoke
     dry = snakemake(tmp, config, "-n")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_moving_the_study_to_another_machine_reruns_nothing(smoke):
+    tmp, _ = smoke
+    moved = study(tmp, "moved", lambda c: c.update(data_root=str(tmp / "elsewhere"), gpu=True))
+    dry = snakemake(tmp, moved, "-n")
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
 
 
 def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
@@ -67,7 +85,7 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
     dry = snakemake(tmp, study(tmp, "changed", faster), "-n")
     out = dry.stdout + dry.stderr
     stats = out[out.index("Job stats") : out.index("total")]
-    assert "prune         2" in stats and "dense" not in stats, stats
+    assert re.search(r"prune\s+2\n", stats) and "dense" not in stats, stats
 
 
 @pytest.mark.parametrize(
@@ -76,14 +94,48 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
         (lambda c: c["experiments"]["ilp"]["prune"].update(method="ipl"), "experiment 'ilp'.*unknown method 'ipl'"),
         (lambda c: c["base"]["train"].update(epoch=3), "unknown config key 'train.epoch'"),
         (lambda c: c["experiments"]["ilp"]["prune"]["policy_options"].update(target=-5), "target must be"),
-        (lambda c: c.update(modles=["lenet5"]), "modles"),
-        (lambda c: c["experiments"]["ilp"].update(train={"lr": 0.2}), "train overrides change the dense model"),
+        (lambda c: c.update(modles=["lenet5"]), "unknown key 'modles' in the study config .did you mean 'models'"),
+        (lambda c: c["experiments"]["ilp"].update(train={"lr": 0.2}), "unknown key 'lr' in experiment 'ilp' train"),
+        (lambda c: c["base"]["data"].update(root="/data"), "base.data.root is a machine setting"),
+        (lambda c: c["experiments"]["ilp"].update(models=["vgg16"]), "model 'vgg16' is not in models"),
+        (lambda c: c["experiments"]["ilp"]["prune"].update(policy="iterativ"), "unknown policy 'iterativ'"),
     ],
 )
 def test_bad_studies_are_refused_before_any_job(tmp_path, edit, message):
-    import re
-
     result = snakemake(tmp_path, study(tmp_path, "bad", edit), "-n")
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr), (result.stdout + result.stderr)[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
+    def one_long_run(cfg):
+        cfg["seeds"] = [0]
+        cfg["experiments"] = {
+            "ilp": {"prune": {"method": "ilp", "policy": "iterative", "policy_options": {"rate": 0.05, "target": 80}}}
+        }
+
+    config = study(tmp_path, "kill", one_long_run)
+    results = tmp_path / "results"
+    state = results / "runs/lenet5/ilp/seed0/state"
+    proc = subprocess.Popen(snakemake_cmd(tmp_path, config), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.time() + 300
+    while not (state / "round_002.pt").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the study ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # Snakemake and its running job, like a lost node
+    proc.wait()
+    assert not (results / "tables").exists()
+    dense = results / "data/synthetic.json", results / "dense/lenet5/k1/seed0/dense.json"
+    finished = {p: p.stat().st_mtime_ns for p in [*dense, *state.glob("round_*.pt")]}
+
+    # kill -9 leaves Snakemake's lock behind (Ctrl-C does not); --unlock removes only the lock.
+    assert snakemake(tmp_path, config, "--unlock").returncode == 0
+    again = snakemake(tmp_path, config)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "rule dense" not in again.stderr and "rule data" not in again.stderr
+    assert all(p.stat().st_mtime_ns == t for p, t in finished.items()), "a finished job or round was recomputed"
+    log = (results / "runs/lenet5/ilp/seed0/log.txt").read_text()  # the run's own log, kept across attempts
+    assert "resuming lenet5-ilp-seed0 after round" in log
+    assert (results / "tables/runs.csv").exists()

@@ -7,7 +7,6 @@ from snakemake.utils import validate
 from prunebench.errors import PrunebenchError
 from prunebench import study
 
-
 try:
     # Our own check first: its messages name the key and the allowed ones.
     study.check_keys(config)
@@ -20,9 +19,6 @@ except PrunebenchError as e:
 RESULTS = config["results"]
 THREADS = config["threads"]
 GPUS = 1 if config["gpu"] else 0
-# Machine settings reach the jobs as --set arguments, not params: moving a study to another
-# machine (data elsewhere, a GPU) must not rerun it.
-MACHINE = " ".join(f"--set {s}" for s in study.machine_overrides(config))
 REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
 
 
@@ -41,3 +37,11 @@ def dense_of_run(wildcards):
 
 def as_json(d):
     return json.dumps(d, sort_keys=True)
+
+
+def machine_args(wildcards, resources):
+    """--set arguments for where the data lives and which device trains. Taking `resources`
+    makes this a derived param, which Snakemake does not treat as a rerun trigger: moving a
+    study to another machine (data elsewhere, a GPU) reruns nothing."""
+    gpus = getattr(resources, "gpu", 0)
+    return " ".join(f"--set {s}" for s in study.machine_overrides(config, gpus))

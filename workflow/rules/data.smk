@@ -9,6 +9,7 @@ rule data:
     conda:
         "../../environment.yml"
     params:
+        machine=machine_args,
         config=as_json(DATA),
     shell:
-        "echo {params.config:q} | prunebench data - --out {output} " + MACHINE + " > {log} 2>&1"
+        "echo {params.config:q} | prunebench data - --out {output} {params.machine} > {log} 2>&1"

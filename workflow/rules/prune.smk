@@ -18,6 +18,7 @@ rule prune:
     resources:
         gpu=GPUS,
     params:
+        machine=machine_args,
         config=lambda wc: as_json(
             study.run_config(config, wc.model, wc.experiment, wc.seed)
         ),
@@ -25,4 +26,4 @@ rule prune:
         dense=lambda wc, input: os.path.dirname(input.dense),
     shell:
         "echo {params.config:q} | prunebench run - --out {params.out} --dense {params.dense}"
-        " --set train.threads={threads} " + MACHINE + " --replace-stale > {log} 2>&1"
+        " --set train.threads={threads} {params.machine} --replace-stale > {log} 2>&1"

@@ -1,0 +1,82 @@
+"""Study configs: the run matrix, what each job's config contains, and every shipped study."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from conftest import REPO
+from snakemake.utils import validate
+
+from prunebench import study
+from prunebench.config import config_from_dict, dense_hash
+from prunebench.errors import ConfigError
+
+STUDIES = sorted(REPO.glob("configs/*.yaml")) + sorted(REPO.glob("configs/paper/*.yaml"))
+
+
+def _study(**extra):
+    s = {
+        "results": "r",
+        "seeds": [0, 1],
+        "models": ["lenet5", "lenet300_100"],
+        "base": {"data": {"dataset": "synthetic"}, "train": {"epochs": 4, "rewind_epoch": 2, "lr": 0.05}},
+        "per_model": {"lenet300_100": {"train": {"lr": 0.01}}},
+        "experiments": {
+            "ilp": {"prune": {"method": "ilp"}},
+            "aap_k1": {"prune": {"method": "aap"}, "train": {"rewind_epoch": 1}, "models": ["lenet5"]},
+        },
+    }
+    s.update(extra)
+    return s
+
+
+@pytest.mark.parametrize("path", STUDIES, ids=lambda p: str(p.relative_to(REPO / "configs")))
+def test_every_shipped_study_is_valid(path):
+    cfg = yaml.safe_load(path.read_text())
+    study.check_keys(cfg)
+    validate(cfg, str(REPO / "workflow/schemas/config.schema.yaml"))
+    runs = study.check_study(cfg)
+    assert runs and study.data_config(cfg)["data"]["dataset"]
+
+
+def test_the_run_matrix_honours_experiment_models():
+    runs = study.check_study(_study())
+    assert len(runs) == 2 * 2 + 1 * 2
+    assert {(r.experiment, r.rewind_epoch) for r in runs} == {("ilp", 2), ("aap_k1", 1)}
+
+
+def test_run_configs_merge_base_model_and_experiment():
+    s = _study()
+    cfg = config_from_dict(study.run_config(s, "lenet300_100", "ilp", 1))
+    assert (cfg.model.name, cfg.seed, cfg.train.lr, cfg.train.epochs) == ("lenet300_100", 1, 0.01, 4)
+    assert cfg.name == "lenet300_100-ilp-seed1" and cfg.measure.latency is False
+    k1 = config_from_dict(study.run_config(s, "lenet5", "aap_k1", 0))
+    assert k1.train.rewind_epoch == 1 and k1.prune.method == "aap"
+    assert dense_hash(k1) == dense_hash(config_from_dict(study.dense_config(s, "lenet5", 1, 0)))
+    assert dense_hash(k1) != dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 0)))
+
+
+def test_machine_settings_stay_out_of_run_configs():
+    s = _study(data_root="/datasets", gpu=True)
+    assert study.machine_overrides(s, gpus=1) == ["data.root=/datasets", "train.device=cuda"]
+    assert "root" not in study.run_config(s, "lenet5", "ilp", 0)["data"]
+    assert study.machine_overrides(_study(), gpus=0) == ["train.device=cpu"]
+
+
+@pytest.mark.parametrize(
+    "edit,message",
+    [
+        (lambda s: s.update(seed=[0]), "unknown key 'seed' in the study config .did you mean 'seeds'"),
+        (lambda s: s["base"]["train"].update(threads=4), "base.train.threads is a machine setting"),
+        (lambda s: s["per_model"].update(vgg16={}), "per_model.vgg16: 'vgg16' is not in models"),
+        (lambda s: s["experiments"]["ilp"].update(prunee={}), "unknown key 'prunee' in experiment 'ilp'"),
+        (lambda s: s["experiments"]["ilp"]["prune"].update(method="l2"), "experiment 'ilp'.*unknown method 'l2'"),
+        (lambda s: s["per_model"].update(lenet5={"data": {"dataset": "mnist"}}), "one dataset"),
+    ],
+)
+def test_bad_studies_name_the_problem(edit, message):
+    s = _study()
+    edit(s)
+    with pytest.raises(ConfigError, match=message):
+        study.check_study(s)
+        study.data_config(s)
