@@ -17,9 +17,11 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
 
 
 rule all:
     input:
         rules.tables.output,
         rules.latency.output if LATENCY.get("enabled", True) else [],
+        rules.figures.output,

@@ -73,6 +73,13 @@ def _cmd_latency(args: argparse.Namespace) -> None:
     print(f"{len(table)} latency rows in {args.out}")
 
 
+def _cmd_figures(args: argparse.Namespace) -> None:
+    from prunebench.figures import write_figures
+
+    for path in write_figures(Path(args.tables), Path(args.out)):
+        print(path)
+
+
 def _cmd_methods(args: argparse.Namespace) -> None:
     from prunebench.methods import discover_methods
     from prunebench.policies import all_policies
@@ -192,6 +199,11 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--warmup", type=int, default=10)
     latency.add_argument("--repeats", type=int, default=50)
     latency.set_defaults(func=_cmd_latency)
+
+    figures = sub.add_parser("figures", help="draw a study's figures (PDF and PNG) from its tables")
+    figures.add_argument("tables", help="directory with rounds.csv, runs.csv, layers.csv (and latency.csv)")
+    figures.add_argument("--out", required=True, help="directory for the figures")
+    figures.set_defaults(func=_cmd_figures)
 
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
     methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")

@@ -84,3 +84,31 @@ def latency_ms(model: nn.Module, example: torch.Tensor, threads: int, warmup: in
     finally:
         torch.set_num_threads(previous)
     return 1000.0 * statistics.median(times)
+
+
+@torch.no_grad()
+def paired_latency_ms(
+    models: list[nn.Module], example: torch.Tensor, threads: int, warmup: int = 10, repeats: int = 50, blocks: int = 5
+) -> list[float]:
+    """Median batch-1 CPU latency of each model, measured in ``blocks`` interleaved blocks so that
+    a slow spell of the machine (other tenants, frequency changes) hits every model alike and
+    their ratio stays fair."""
+    per_block = max(1, repeats // blocks)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    x = example[:1].cpu()
+    models = [m.eval().cpu() for m in models]
+    times: list[list[float]] = [[] for _ in models]
+    try:
+        for m in models:
+            for _ in range(warmup):
+                m(x)
+        for _ in range(blocks):
+            for m, t in zip(models, times, strict=True):
+                for _ in range(per_block):
+                    start = time.perf_counter()
+                    m(x)
+                    t.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(previous)
+    return [1000.0 * statistics.median(t) for t in times]

@@ -21,8 +21,8 @@ from prunebench.methods import make_method
 from prunebench.policies import make_policy
 
 STUDY_KEYS = (
-    "results", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency", "base",
-    "per_model", "experiments",
+    "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
+    "base", "per_model", "experiments",
 )  # fmt: skip
 EXPERIMENT_KEYS = ("prune", "train", "models")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.

@@ -85,9 +85,10 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
 
 def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats: int) -> pd.DataFrame:
     """CPU latency (batch 1, median ms) of every run's final model and its dense architecture, at
-    each thread count: one row per run x variant x threads. Run it alone on the machine."""
+    each thread count, measured in interleaved blocks: one row per run x variant x threads. Run it
+    alone on the machine."""
     from prunebench import surgery
-    from prunebench.measure import complexity, latency_ms
+    from prunebench.measure import complexity, paired_latency_ms
     from prunebench.results import environment_record
 
     cpu = environment_record()["processor"]
@@ -99,18 +100,19 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
             surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
         )
         x = arch.example_input()
-        for variant, m in (("dense", dense), ("final", model)):
-            size = complexity(m, x)
-            for n in threads:
+        sizes = {"dense": complexity(dense, x), "final": complexity(model, x)}
+        for n in threads:
+            latencies = paired_latency_ms([dense, model], x, n, warmup, repeats)
+            for variant, ms in zip(("dense", "final"), latencies, strict=True):
                 rows.append(
                     {
                         **{k: final[k] for k in ("run_id", "dataset", "model", "method", "policy", "seed")},
                         "experiment": _experiment(d),
                         "variant": variant,
                         "threads": n,
-                        "latency_ms": latency_ms(m, x, n, warmup, repeats),
-                        "params": size["params"],
-                        "flops": size["flops"],
+                        "latency_ms": ms,
+                        "params": sizes[variant]["params"],
+                        "flops": sizes[variant]["flops"],
                         "cpu": cpu,
                     }
                 )

@@ -63,6 +63,14 @@ def test_smoke_study_writes_the_tables(smoke):
     assert (final == runs.set_index("run_id")["params"].loc[final.index]).all()
 
 
+def test_smoke_study_draws_the_figures(smoke):
+    tmp, _ = smoke
+    figures = tmp / "results" / "figures"  # the default place: <results>/figures
+    names = {p.name for p in figures.iterdir()}
+    assert names == {f"{n}.{e}" for n in ("tradeoff", "adaptive", "layers", "speedup") for e in ("pdf", "png")}
+    assert all((figures / n).stat().st_size > 5000 for n in names)
+
+
 def test_rerun_does_nothing(smoke):
     tmp, config = smoke
     dry = snakemake(tmp, config, "-n")

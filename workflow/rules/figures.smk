@@ -1,0 +1,24 @@
+# The study's figures (PDF and PNG), drawn from its tidy tables only.
+
+FIGURES_DIR = config["figures"] or f"{RESULTS}/figures"
+
+
+rule figures:
+    input:
+        tables=rules.tables.output,
+        latency=rules.latency.output if LATENCY.get("enabled", True) else [],
+    output:
+        [
+            f"{FIGURES_DIR}/{name}.{ext}"
+            for name in ("tradeoff", "adaptive", "layers", "speedup")
+            for ext in ("pdf", "png")
+        ],
+    log:
+        f"{RESULTS}/logs/figures.log",
+    conda:
+        "../../environment.yml"
+    params:
+        tables=lambda wc, input: os.path.dirname(input.tables[0]),
+        out=lambda wc, output: os.path.dirname(output[0]),
+    shell:
+        "prunebench figures {params.tables} --out {params.out} > {log} 2>&1"
