@@ -105,9 +105,12 @@ def check_keys(study: dict[str, Any]) -> None:
                         "study keys data_root / data_mirror / gpu (or PRUNEBENCH_DATA / PRUNEBENCH_MIRROR) "
                         "and `threads`"
                     )
-    for name in study.get("per_model") or {}:
+    for name, cfg in (study.get("per_model") or {}).items():
         if name not in study.get("models", []):
             raise ConfigError(f"per_model.{name}: {name!r} is not in models {study.get('models')}")
+        for key in ("name", "seed", "prune"):
+            if key in (cfg or {}):
+                raise ConfigError(f"per_model.{name}.{key}: set by the study (seeds, experiments), not per model")
     for name, exp in (study.get("experiments") or {}).items():
         _unknown(exp, EXPERIMENT_KEYS, f"experiment {name!r}")
         _unknown(exp.get("train") or {}, EXPERIMENT_TRAIN_KEYS, f"experiment {name!r} train (other train keys "

@@ -69,6 +69,7 @@ def test_machine_settings_stay_out_of_run_configs():
         (lambda s: s.update(seed=[0]), "unknown key 'seed' in the study config .did you mean 'seeds'"),
         (lambda s: s["base"]["train"].update(threads=4), "base.train.threads is a machine setting"),
         (lambda s: s["per_model"].update(vgg16={}), "per_model.vgg16: 'vgg16' is not in models"),
+        (lambda s: s["per_model"].update(lenet5={"prune": {"max_rounds": 3}}), "per_model.lenet5.prune: set by"),
         (lambda s: s["experiments"]["ilp"].update(prunee={}), "unknown key 'prunee' in experiment 'ilp'"),
         (lambda s: s["experiments"]["ilp"]["prune"].update(method="l2"), "experiment 'ilp'.*unknown method 'l2'"),
         (lambda s: s["per_model"].update(lenet5={"data": {"dataset": "mnist"}}), "one dataset"),

@@ -1,6 +1,7 @@
 # Config validation, the run matrix and input functions (the logic lives in prunebench.study).
 import json
 import os
+import shlex
 
 from snakemake.utils import validate
 
@@ -44,4 +45,4 @@ def machine_args(wildcards, resources):
     makes this a derived param, which Snakemake does not treat as a rerun trigger: moving a
     study to another machine (data elsewhere, a GPU) reruns nothing."""
     gpus = getattr(resources, "gpu", 0)
-    return " ".join(f"--set {s}" for s in study.machine_overrides(config, gpus))
+    return " ".join(f"--set {shlex.quote(s)}" for s in study.machine_overrides(config, gpus))
