@@ -66,24 +66,9 @@ def complexity(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     return {"params": count_params(model), "macs": flops // 2, "flops": flops}
 
 
-@torch.no_grad()
 def latency_ms(model: nn.Module, example: torch.Tensor, threads: int, warmup: int = 10, repeats: int = 50) -> float:
     """Median wall time in milliseconds of one forward pass of a batch-1 input on the CPU."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    model = model.eval().cpu()
-    x = example[:1].cpu()
-    try:
-        for _ in range(warmup):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(previous)
-    return 1000.0 * statistics.median(times)
+    return paired_latency_ms([model], example, threads, warmup, repeats, blocks=1)[0]
 
 
 @torch.no_grad()
