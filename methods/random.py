@@ -1,14 +1,16 @@
-"""Random pruning: a seeded random score per channel (the sanity-check baseline)."""
-
-import torch
+"""Random pruning, layer-wise: a seeded random score per channel, the same fraction of every
+group per round (the sanity-check baseline; ``random_global`` ranks the random scores over all
+groups at once, which prunes groups in proportion to their size)."""
 
 from prunebench.methods import Method, ScoringContext
+from prunebench.scores import random_scores
 
 
 class RandomScores(Method):
     name = "random"
-    summary = "Random channel scores, seeded by (run seed, round)"
+    summary = "Random channel scores, seeded by (run seed, round); layer-wise"
     default_policy = "iterative"
+    scope = "layerwise"
 
     def score(self, ctx: ScoringContext):
-        return {g.name: torch.rand(g.size, generator=ctx.generator, dtype=torch.float64) for g in ctx.groups}
+        return random_scores(ctx.groups, ctx.generator)

@@ -1,14 +1,16 @@
 """AAP's adaptive pruning policies (Zhao et al., AISTATS 2023: Section 3.2, Algorithms 2-4,
 Section 4.5), as a controller that needs no training to test.
 
-State: a global threshold T (T[1] = 0) and an increment lambda (lambda[1] = ``lambda0``, 0.01 in
-the paper). Round r prunes, from its base round's model, every channel whose score is <= T[r] *
-w_i, with w_i the group's share of the remaining params, FLOPs or (multi-objective) the mean of
-both. After the round is retrained and evaluated on the VALIDATION split:
+State: a global threshold T (T[1] = 0) and an increment lambda (lambda[1] = ``lambda0``). Round
+r prunes, from its base round's model, every channel whose score is <= T[r] * w_i, with w_i the
+group's share of the remaining params, FLOPs or (multi-objective) the mean of both. After the
+round is retrained and evaluated on the VALIDATION split:
 
 - acceptable: the next round continues from it with T[r+1] = T[r] + lambda[r+1], lambda[r+1] =
-  lambda[r]. If every size the policy watches changed by <= ``tolerance`` % (relative to the
-  round's base) for ``patience`` consecutive acceptable rounds, the search has converged and stops.
+  lambda[r]. If the model size changed by <= ``tolerance`` % (relative to the round's base, every
+  size the policy watches) in ``patience`` acceptable rounds in a row, the search has converged
+  and stops ("the changes of model size are within 0.1 % for several rounds"). Failed rounds
+  between them do not break the streak: they are not rounds of the accepted model's size.
 - unacceptable: roll back to the last acceptable round k. If k was already the target of
   ``max_rollbacks`` rollbacks it is marked unacceptable and the search goes back to the
   acceptable round before it. Otherwise, with C the rollbacks to k so far,
@@ -20,20 +22,30 @@ both. After the round is retrained and evaluated on the VALIDATION split:
 Readings of the paper documented here (the paper is the specification; these are where it is
 silent or self-contradictory):
 - The dense model is round 0, T[0] = 0 and lambda[0] = lambda0; it is the first rollback target.
+- Round 1 (T = 0) is the gentlest pruning there is: if it is not acceptable, no threshold is,
+  and the search stops at once instead of retrying ever smaller T > 0 from the dense model.
+- A round that removes nothing while lambda is still lambda0 does not count towards convergence
+  (nor break the streak): T has not reached the scores yet, the search has not begun. Once a
+  rollback has lowered lambda, such rounds are exactly the paper's convergence ("when lambda
+  becomes sufficiently small ... no more filters are pruned and the model converges").
 - Accuracy targets accept loss <= target (the paper writes <); a 0 % target then means "no loss".
 - Size targets (Algorithms 3 and 4) are read literally for the search: a round is acceptable
   while its reduction is BELOW the target, and reaching the target triggers the rollback, so the
-  search closes in on the target from below with ever smaller steps. The result ("a small pruned
-  model with an acceptable model size") is the round that meets the target with the best
-  validation accuracy.
-- Convergence only counts after the first rollback: before it, rounds whose threshold is still
-  below every score prune nothing, and counting them would stop the search before it starts.
-- The result of the accuracy-target policies (AAP-P, AAP-F, "maximise both cuts") is the last
-  acceptable round that was not given up, as Algorithm 1 line 13 implies (the weights are
-  reset to it); given-up rounds still meet the target, so when all are given up the last of
-  them is the result. For size and multi-constraint targets acceptable rounds miss the target by
-  definition, so their result is the round meeting the target with the best validation
-  accuracy. If no round qualifies, the result is the dense model and ``target_met`` is false.
+  search closes in on the target from below with ever smaller steps.
+- The result is the round that best meets the user's objective among the rounds meeting the
+  target: for accuracy targets the largest cut of the watched size ("the most resource-efficient
+  model with the acceptable accuracy loss"; the largest params + FLOPs cuts for the
+  multi-objective one), for size and multi-constraint targets the best validation accuracy.
+  Ties go to the earlier round. If no round qualifies, the result is the dense model and
+  ``target_met`` is false.
+- T is in normalised units by default (``units: normalized``): the engine multiplies it by the
+  dense model's mean score times the number of groups, so T = 1 prunes, in a group of average
+  share, the channels scoring below the dense model's mean score, whatever the model and the
+  score's scale. The paper's text gives lambda = 0.01 in the scores' own units, the authors'
+  released scripts 1.0: neither is scale-free (on a CIFAR ResNet, raw T stayed below every
+  attention score for a whole round budget). ``lambda0`` = 0.1 normalised units (T reaches the
+  mean score in ten acceptable rounds) was fixed from that arithmetic, before any result was
+  seen. ``units: raw`` is the paper's literal reading.
 """
 
 from __future__ import annotations
@@ -51,9 +63,7 @@ Criterion = Callable[[RoundRecord], bool]
 class Objective:
     acceptable: Criterion  # a round the search may continue from
     feasible: Criterion  # a round that meets the user's target
-    # None: the result is the last acceptable round (not given up, if any is left); otherwise
-    # the feasible round with the largest rank.
-    rank: Callable[[RoundRecord], tuple[float, ...]] | None
+    rank: Callable[[RoundRecord], float]  # the result is the feasible round ranked highest
     sizes: tuple[str, ...]  # the sizes whose convergence ends the search
     weighting: tuple[str, ...]  # what the layer-aware weights w_i measure
 
@@ -71,10 +81,11 @@ class Decision:
 @dataclass
 class AdaptiveController:
     objective: Objective
-    lambda0: float = 0.01
+    lambda0: float = 0.1
     max_rollbacks: int = 3
     patience: int = 3
     tolerance: float = 0.1  # percent
+    units: str = "normalized"
 
     decisions: dict[int, Decision] = field(default_factory=dict)
     acceptable: dict[int, bool] = field(default_factory=dict)
@@ -84,7 +95,6 @@ class AdaptiveController:
     _dropped: set[int] = field(default_factory=set)
     _rollbacks: dict[int, int] = field(default_factory=dict)
     _streak: int = 0
-    _any_rollback: bool = False
     _next: Decision | None = None
 
     def start(self, dense: RoundRecord) -> Step:
@@ -96,7 +106,7 @@ class AdaptiveController:
 
     def _step(self, decision: Decision) -> Step:
         self._next = decision
-        return Step(decision.base, ThresholdSelection(decision.threshold, self.objective.weighting))
+        return Step(decision.base, ThresholdSelection(decision.threshold, self.objective.weighting, self.units))
 
     def _size_change(self, record: RoundRecord) -> float:
         base = self._records[record.base_round]
@@ -116,14 +126,15 @@ class AdaptiveController:
         self.decisions[r] = decision
         ok = self.objective.acceptable(record)
         self.acceptable[r] = ok
+        if not ok and r == 1:
+            return Stop("round 1 (T = 0, the gentlest pruning) is not acceptable: no threshold is")
         if ok:
             self._accepted.append(r)
-            converging = self._any_rollback and self._size_change(record) <= self.tolerance
-            self._streak = self._streak + 1 if converging else 0
+            if record.removed > 0 or decision.lam < self.lambda0:
+                self._streak = self._streak + 1 if self._size_change(record) <= self.tolerance else 0
             if self._streak >= self.patience:
-                return Stop(f"converged: size changed <= {self.tolerance}% for {self.patience} rounds")
+                return Stop(f"converged: size changed <= {self.tolerance}% in {self.patience} acceptable rounds")
             return self._step(Decision(r, decision.threshold + decision.lam, decision.lam, 0))
-        self._streak = 0
         while True:
             candidates = [k for k in self._accepted if k not in self._dropped]
             if not candidates:
@@ -136,18 +147,13 @@ class AdaptiveController:
                 self._dropped.add(k)
                 continue
             self._rollbacks[k] = c + 1
-            self._any_rollback = True
             self.rolled_back_to[r] = k
             lam = self.decisions[k].lam / 2.0 ** (c + 1)
             return self._step(Decision(k, self.decisions[k].threshold + lam, lam, c))
 
     def result(self) -> int:
-        rank = self.objective.rank
-        if rank is None:
-            standing = [k for k in self._accepted if k not in self._dropped]
-            return (standing or self._accepted)[-1]
         feasible = [r for r, rec in self._records.items() if self.objective.feasible(rec)]
-        return max(feasible, key=lambda r: (*rank(self._records[r]), -r)) if feasible else 0
+        return max(feasible, key=lambda r: (self.objective.rank(self._records[r]), -r)) if feasible else 0
 
 
 class AdaptivePolicy(Policy):
@@ -158,7 +164,7 @@ class AdaptivePolicy(Policy):
 
     def _replay(self, history: list[RoundRecord]) -> tuple[AdaptiveController, Step | Stop]:
         o = self.options
-        ctrl = AdaptiveController(self.objective(), o.lambda0, o.max_rollbacks, o.patience, o.tolerance)
+        ctrl = AdaptiveController(self.objective(), o.lambda0, o.max_rollbacks, o.patience, o.tolerance, o.units)
         answer: Step | Stop = ctrl.start(history[0])
         for record in history[1:]:
             if isinstance(answer, Stop):
@@ -196,14 +202,17 @@ def _check_reduction(name: str, value: float) -> None:
 
 @dataclass
 class _SearchOptions:
-    lambda0: float = 0.01  # first increment of T (the paper's 0.01)
+    lambda0: float = 0.1  # first increment of T, in `units` (see the module docstring)
     max_rollbacks: int = 3  # rollbacks to one round before it is given up ("several")
     patience: int = 3  # converged rounds before stopping ("several")
     tolerance: float = 0.1  # size change, percent, that counts as converged
+    units: str = "normalized"  # normalized: T in units of the dense mean score; raw: the paper's text
 
     def __post_init__(self) -> None:
         if not self.lambda0 > 0:
             raise ValueError(f"lambda0 must be > 0, got {self.lambda0}")
+        if self.units not in ("normalized", "raw"):
+            raise ValueError(f"units must be 'normalized' or 'raw', got {self.units!r}")
         if self.max_rollbacks < 1 or self.patience < 1 or self.tolerance < 0:
             raise ValueError("max_rollbacks and patience must be >= 1 and tolerance >= 0")
 
@@ -234,8 +243,10 @@ class _BothCutsOptions(_SearchOptions):
 
 
 def _within_loss(sizes: tuple[str, ...], loss: float) -> Objective:
+    """Accuracy targets: continue from rounds within the loss; the result is the one with the
+    largest cut (summed over ``sizes``)."""
     within = lambda rec: rec.val_drop <= loss  # noqa: E731
-    return Objective(within, within, None, sizes, sizes)
+    return Objective(within, within, lambda rec: sum(rec.reduction(m) for m in sizes), sizes, sizes)
 
 
 class _AccuracyTarget(AdaptivePolicy):
@@ -267,7 +278,7 @@ class _ReductionTarget(AdaptivePolicy):
         return Objective(
             acceptable=lambda rec: rec.reduction(m) < t,
             feasible=lambda rec: rec.reduction(m) >= t,
-            rank=lambda rec: (-rec.val_drop,),
+            rank=lambda rec: -rec.val_drop,
             sizes=(m,),
             weighting=(m,),
         )
@@ -296,7 +307,7 @@ class MinLossBothCuts(AdaptivePolicy):
         return Objective(
             acceptable=lambda rec: not both(rec),
             feasible=both,
-            rank=lambda rec: (-rec.val_drop,),
+            rank=lambda rec: -rec.val_drop,
             sizes=("params", "flops"),
             weighting=("params", "flops"),
         )

@@ -80,16 +80,39 @@ def _cmd_figures(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _cmd_preflight(args: argparse.Namespace) -> int:
+    import yaml
+
+    from prunebench.preflight import MIN_PROGRESS, preflight
+    from prunebench.study import check_study
+
+    study = yaml.safe_load(Path(args.study).read_text())
+    check_study(study)
+    failed = 0
+    for p in preflight(study):
+        shown = " ".join(str(n) for n in p.removed[: args.show])
+        verdict = "ok" if p.ok else f"FAIL: < {MIN_PROGRESS:.0%} beyond round 1 by round {p.half}"
+        print(
+            f"{p.model:<14} {p.experiment:<26} dense {p.dense:<11} removed by rounds 1..{min(args.show, p.budget)} "
+            f"of {p.budget}: {shown} (of {p.channels}); by round {p.half}: +{p.progress:.0%}  {verdict}"
+        )
+        failed += not p.ok
+    if failed:
+        print(f"{failed} AAP experiment(s) would not prune within their round budget: raise lambda0 or max_rounds")
+    return 1 if failed else 0
+
+
 def _cmd_methods(args: argparse.Namespace) -> None:
     from prunebench.methods import discover_methods
     from prunebench.policies import all_policies
 
     print("methods:")
     for name, cls in discover_methods(args.methods_path).items():
-        print(f"  {name:<12} {cls.summary}  [default policy: {cls.default_policy}]")
+        scope = f", scope: {cls.scope}" if cls.scope else ""
+        print(f"  {name:<14} {cls.summary}  [default policy: {cls.default_policy}{scope}]")
     print("policies:")
     for name, cls in all_policies().items():
-        print(f"  {name:<12} {cls.summary}")
+        print(f"  {name:<14} {cls.summary}")
 
 
 def _cmd_models(args: argparse.Namespace) -> None:
@@ -205,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("--out", required=True, help="directory for the figures")
     figures.set_defaults(func=_cmd_figures)
 
+    pre = sub.add_parser(
+        "preflight", help="check that a study's AAP thresholds reach the dense models' scores within the budget"
+    )
+    pre.add_argument("study", help="study config (YAML)")
+    pre.add_argument("--show", type=int, default=8, help="rounds to show per experiment")
+    pre.set_defaults(func=_cmd_preflight)
+
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
     methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")
     methods.set_defaults(func=_cmd_methods)
@@ -237,11 +267,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except PrunebenchError as e:
         print(f"prunebench: error: {e}", file=sys.stderr)
         return 2
-    return 0
 
 
 if __name__ == "__main__":

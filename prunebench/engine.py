@@ -180,8 +180,22 @@ def resolve_rate(
     return hi, select_by_rate(scores, hi, sel.scope, min_channels)
 
 
+def threshold_scale(scores: dict[str, torch.Tensor], units: str) -> float:
+    """What T is multiplied by before it meets the scores: 1 for ``raw`` units; for
+    ``normalized`` units the mean score over all channels times the number of groups, so that
+    T = 1 in a group of average share (w_i = 1 / groups) removes the channels scoring below the
+    mean. Computed from the dense model's scores (round 1) and fixed for the run."""
+    if units == "raw":
+        return 1.0
+    mean = float(torch.cat(list(scores.values())).mean())
+    if not mean > 0:
+        raise RuntimeError(f"cannot normalise thresholds: the dense model's mean score is {mean}")
+    return mean * len(scores)
+
+
 def resolve_threshold(
     sel: ThresholdSelection,
+    scale: float,
     scores: dict[str, torch.Tensor],
     model: nn.Module,
     groups: list[surgery.ChannelGroup],
@@ -189,12 +203,12 @@ def resolve_threshold(
     min_channels: int,
     device: torch.device,
 ) -> dict[str, list[int]]:
-    """AAP Section 3.3: remove channels scoring <= T * w_i, w_i the group's share of the
+    """AAP Section 3.3: remove channels scoring <= T * scale * w_i, w_i the group's share of the
     remaining params or FLOPs (the mean of the shares when both are named)."""
     example = arch.example_input(device=device)
     shares = [layer_weights(model, groups, example, by) for by in sel.weighting]
     weights = {g.name: sum(s[g.name] for s in shares) / len(shares) for g in groups}
-    return select_by_threshold(scores, layer_aware_thresholds(sel.threshold, weights), min_channels)
+    return select_by_threshold(scores, layer_aware_thresholds(sel.threshold * scale, weights), min_channels)
 
 
 def _score(
@@ -281,7 +295,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool) -> dict[s
     run_hash = config_hash(cfg)
     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
     policy_name = cfg.prune.policy or method.default_policy
-    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds)
+    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
     state = RunState(out / "state", run_hash, replace_stale)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
@@ -403,10 +417,12 @@ def _round(
     model = _to_device(model, cfg, device)
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
     scores = _score(method, model, groups, loaders, cfg, rnd)
+    rate = scale = None
     if isinstance(step.selection, ThresholdSelection):
-        rate = None
-        remove = resolve_threshold(step.selection, scores, model, groups, arch, cfg.prune.min_channels, device)
-        how = f"threshold T={step.selection.threshold:.6g}"
+        # Round 1 scores the dense model: its scores fix the threshold units for the whole run.
+        scale = state.rounds[1]["threshold_scale"] if rnd > 1 else threshold_scale(scores, step.selection.units)
+        remove = resolve_threshold(step.selection, scale, scores, model, groups, arch, cfg.prune.min_channels, device)
+        how = f"threshold T={step.selection.threshold:.6g} (x {scale:.4g})"
     else:
         rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
         how = f"rate {rate:.4f}"
@@ -438,6 +454,7 @@ def _round(
                 "epochs": 0,
                 "wall_s": time.time() - start,
                 "rate": rate,
+                "threshold_scale": scale,
                 "removed": 0,
             },
             layers,
@@ -489,6 +506,7 @@ def _round(
         "epochs": len(epochs),
         "wall_s": time.time() - start,
         "rate": rate,
+        "threshold_scale": scale,
         "channels": sum(sizes_before.values()) - removed,
         "removed": removed,
     }

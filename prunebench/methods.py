@@ -56,6 +56,10 @@ class Method:
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     default_policy: ClassVar[str] = "iterative"
+    # The selection scope that is part of the method's definition ("layerwise": a fraction of
+    # every group; "global": one ranking over all groups), or None when the policy's `scope`
+    # option decides. A fixed scope cannot be overridden: each variant has its own name.
+    scope: ClassVar[str | None] = None
 
     @dataclass
     class Options:

@@ -9,6 +9,7 @@ replays the same decisions.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -44,10 +45,14 @@ class RateSelection:
 @dataclass
 class ThresholdSelection:
     """Remove channels scoring <= T * w_i (AAP's layer-aware threshold); w_i is the group's
-    share of the remaining params or FLOPs, or the mean of both shares."""
+    share of the remaining params or FLOPs, or the mean of both shares. ``units``:
+    ``normalized`` expresses T in units of the dense model's mean score and w_i relative to
+    the mean group (the engine multiplies T by ``threshold_scale`` = mean dense score x number
+    of groups); ``raw`` compares T * w_i with the scores as they are (the paper's text)."""
 
     threshold: float
     weighting: tuple[str, ...]
+    units: str = "normalized"
 
 
 @dataclass
@@ -165,9 +170,20 @@ def all_policies() -> dict[str, type[Policy]]:
     return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES)}
 
 
-def make_policy(name: str, options: dict[str, Any], max_rounds: int) -> Policy:
+def make_policy(name: str, options: dict[str, Any], max_rounds: int, method_scope: str | None = None) -> Policy:
+    """The policy ``name`` with its options. ``method_scope`` is the selection scope the
+    method's definition fixes (``Method.scope``): it fills a rate policy's ``scope``, and an
+    explicit other ``scope`` is refused, so that a variant always runs under its own name."""
     policies = all_policies()
     if name not in policies:
         raise ConfigError(f"unknown policy {name!r}; choose one of: {', '.join(policies)}")
     cls = policies[name]
+    options = dict(options)
+    if method_scope is not None and "scope" in {f.name for f in dataclasses.fields(cls.Options)}:
+        if options.get("scope", method_scope) != method_scope:
+            raise ConfigError(
+                f"policy_options.scope {options['scope']!r} contradicts the method, which ranks {method_scope}; "
+                "drop the scope, or choose the method's other variant (see `prunebench methods`)"
+            )
+        options["scope"] = method_scope
     return cls(build_options(cls.Options, options, f"policy {name!r}"), max_rounds)

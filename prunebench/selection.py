@@ -61,8 +61,11 @@ def layer_aware_thresholds(threshold: float, weights: dict[str, float]) -> dict[
 
 
 def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.Tensor, by: str) -> dict[str, float]:
-    """AAP Section 3.3: w_i = a group's share of the model's remaining params (``by='params'``)
-    or FLOPs (``by='flops'``), counting the layers whose output channels form the group."""
+    """AAP Section 3.3: w_i = a layer's share of the model's remaining params (``by='params'``)
+    or FLOPs (``by='flops'``). A group of coupled channels spans several layers; its w is the
+    MEAN share of its output layers (their params include the group's batch norms), the same
+    rule as for every method's scores (``prunebench.scores``): summing would aim the threshold
+    at residual streams in proportion to the number of blocks they cross."""
     from prunebench.measure import count_params, layer_flops
 
     if by == "params":
@@ -71,11 +74,12 @@ def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.T
             g.name: sum(
                 p.numel() for layer in g.out_layers + g.norm_layers for p in model.get_submodule(layer).parameters()
             )
+            / len(g.out_layers)
             / total
             for g in groups
         }
     if by == "flops":
         flops = layer_flops(model, example)
         total = sum(flops.values())
-        return {g.name: sum(flops[layer] for layer in g.out_layers) / total for g in groups}
+        return {g.name: sum(flops[layer] for layer in g.out_layers) / len(g.out_layers) / total for g in groups}
     raise ValueError(f"layer weights are by 'params' or 'flops', got {by!r}")

@@ -79,6 +79,16 @@ def machine_overrides(study: dict[str, Any], gpus: int) -> list[str]:
     return sets
 
 
+def dense_dir(results: str, model: str, rewind_epoch: int, seed: int) -> str:
+    """Where the study keeps the dense model of (model, rewind epoch, seed)."""
+    return f"{results}/dense/{model}/k{rewind_epoch}/seed{seed}"
+
+
+def run_dir(results: str, model: str, experiment: str, seed: int) -> str:
+    """Where the study keeps one pruning run."""
+    return f"{results}/runs/{model}/{experiment}/seed{seed}"
+
+
 def experiment_models(study: dict[str, Any], experiment: str) -> list[str]:
     return study["experiments"][experiment].get("models") or study["models"]
 
@@ -133,7 +143,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
                     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
                     policy = cfg.prune.policy or method.default_policy
-                    make_policy(policy, cfg.prune.policy_options, cfg.prune.max_rounds)
+                    make_policy(policy, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
                     shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None

@@ -79,3 +79,30 @@ def test_every_group_has_attention_points(name):
     if name == "mobilenetv2":
         # A linear bottleneck has no activation: it is read at its batch norms.
         assert points["features.1.body.1.1"] == "features.1.body.1.0"
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet56"])
+def test_mean_and_sum_pick_different_channels_only_under_a_global_ranking(name):
+    # The attention-function ablation (one-shot to 57.73 % params, configs/paper/ablations_vgg16.yaml)
+    # is only informative globally: within one layer sum = mean x map size orders channels alike.
+    from prunebench.engine import resolve_rate
+    from prunebench.measure import complexity
+    from prunebench.policies import RateSelection
+    from prunebench.selection import select_by_rate
+
+    arch = surgery.dense_architecture(name, 10, 3, 32)
+    torch.manual_seed(0)
+    model = surgery.instantiate(arch).eval()
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    x = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    dense = complexity(model, arch.example_input())
+    scores = {}
+    for function in ("mean", "sum"):
+        ctx = ScoringContext(model, groups, x, torch.Generator().manual_seed(0), 1)
+        scores[function] = make_method("aap", {"function": function}).score(ctx)
+    # The fraction of channels that the mean ranking removes to reach the ablation's cut.
+    sel = RateSelection(1.0, "global", ("params", 57.73))
+    fraction = resolve_rate(sel, scores["mean"], model, arch, dense, 1, torch.device("cpu"))[0]
+    for scope, same in (("layerwise", True), ("global", False)):
+        mean, total = (select_by_rate(scores[f], fraction, scope, 1) for f in ("mean", "sum"))
+        assert (mean == total) is same, scope

@@ -62,3 +62,35 @@ def test_rate_selection_properties(sizes, fraction, scope, floor, seed):
         kept = [i for i in range(n) if i not in idxs]
         if idxs and kept:  # within a group, the removed never outscore the kept
             assert max(scores[g][idxs]) <= min(scores[g][kept])
+
+
+def _resnet20():
+    arch = surgery.dense_architecture("resnet20", 10, 3, 32)
+    model = surgery.instantiate(arch)
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    stream = max(groups, key=lambda g: len(g.out_layers))
+    assert len(stream.out_layers) >= 4  # a residual stage: the stem or shortcut and each block's last conv
+    return arch, model, groups, stream
+
+
+@pytest.mark.parametrize("by", ["params", "flops"])
+def test_a_residual_stream_weighs_like_one_of_its_layers_not_their_sum(by):
+    arch, model, groups, stream = _resnet20()
+    w = layer_weights(model, groups, arch.example_input(), by)
+    single = {}  # each layer of the stream measured as a group of its own
+    for layer in stream.out_layers:
+        alone = type(stream)(**{**vars(stream), "out_layers": [layer], "norm_layers": []})
+        single[layer] = layer_weights(model, [alone], arch.example_input(), by)[stream.name]
+    assert min(single.values()) < w[stream.name] <= 1.05 * max(single.values())
+
+
+def test_l1_scores_of_coupled_channels_do_not_grow_with_the_layers_they_span():
+    from prunebench.scores import filter_l1
+
+    _, model, groups, stream = _resnet20()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):  # every filter of every layer: L1 norm 1
+                m.weight.fill_(1.0 / m.weight[0].numel())
+    for g in groups:
+        assert torch.allclose(filter_l1(model, g), torch.ones(g.size, dtype=torch.float64)), g.name

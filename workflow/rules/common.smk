@@ -24,11 +24,11 @@ REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
 
 
 def dense_dir(model, rewind_epoch, seed):
-    return f"{RESULTS}/dense/{model}/k{rewind_epoch}/seed{seed}"
+    return study.dense_dir(RESULTS, model, rewind_epoch, seed)
 
 
 def run_dir(model, experiment, seed):
-    return f"{RESULTS}/runs/{model}/{experiment}/seed{seed}"
+    return study.run_dir(RESULTS, model, experiment, seed)
 
 
 def dense_of_run(wildcards):

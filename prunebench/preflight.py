@@ -1,0 +1,144 @@
+"""Preflight of a study's AAP experiments: will the adaptive search prune within its budget?
+
+For each AAP experiment x model (first seed), the dense model is scored as round 1 of the run
+would score it, and the thresholds of the first rounds (T = 0, lambda0, 2 lambda0, ...: every
+round acceptable, the fastest the search can go) are applied to those scores with the
+layer-aware weights. No training happens, so later rounds' re-scoring is not simulated: this
+answers only whether T reaches the scores in time. The check fails when the thresholds of the
+first half of the budget remove fewer than 10 % of the prunable channels beyond what round 1
+(T = 0: dead channels) removes: a search that cannot do that even when every round is accepted
+cannot reach the cuts of 50-90 % that studies ask for.
+
+Dense model: the study's trained one (``<results>/dense/...``, scored on the run's own round-1
+training batch, so round 1 matches the real run) when it exists, otherwise a freshly
+initialised model scored on standard-normal inputs (before any training: a weaker check, and
+said so in the report).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from prunebench import surgery
+from prunebench.adaptive import AdaptivePolicy
+from prunebench.config import Config, config_from_dict
+from prunebench.data import dataset_info, make_loaders
+from prunebench.engine import threshold_scale
+from prunebench.methods import ScoringContext, make_method
+from prunebench.policies import make_policy
+from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_threshold
+from prunebench.study import dense_dir, experiment_models, merge, run_config
+from prunebench.training import seeded_generator
+
+MIN_PROGRESS = 0.10
+
+
+@dataclass
+class Preview:
+    model: str
+    experiment: str
+    dense: str  # "trained" or "initialised"
+    budget: int
+    removed: list[int]  # channels removed by the threshold of rounds 1, 2, ... (cumulative)
+    channels: int
+
+    @property
+    def half(self) -> int:
+        return max(2, self.budget // 2)
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the channels removed beyond round 1's by the end of the first half."""
+        return (self.removed[self.half - 1] - self.removed[0]) / self.channels
+
+    @property
+    def ok(self) -> bool:
+        return self.progress >= MIN_PROGRESS
+
+
+def _dense(cfg: Config, dense_path: Path | None, batch_size: int) -> tuple[Any, nn.Module, list, torch.Tensor, str]:
+    gen = seeded_generator(cfg.seed, "score", 1)
+    if dense_path is not None and dense_path.exists():
+        arch, model, _ = surgery.load_checkpoint(str(dense_path))
+        loaders = make_loaders(cfg.data, cfg.train, torch.device("cpu"))
+        batch = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
+        which = "trained"
+    else:
+        info = dataset_info(cfg.data)
+        arch = surgery.dense_architecture(
+            cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
+        )
+        torch.manual_seed(cfg.seed)
+        model = surgery.instantiate(arch)
+        batch = torch.randn(batch_size, info.in_channels, info.image_size, info.image_size, generator=gen)
+        which = "initialised"
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    return arch, model.eval(), groups, batch, which
+
+
+def preview(
+    cfg_dict: dict[str, Any], dense_path: Path | None, batch_size: int = 8, cache: dict | None = None
+) -> tuple[list[int], int, str]:
+    """Channels removed (cumulative) by the thresholds of the first ``max_rounds`` rounds of
+    the AAP run ``cfg_dict`` if every round were acceptable, the number of prunable channels, and
+    which dense model was scored (``initialised`` ones on ``batch_size`` normal inputs).
+    ``cache`` keeps dense models and scores between calls."""
+    cache = {} if cache is None else cache
+    cfg = config_from_dict(cfg_dict)
+    method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
+    policy = make_policy(cfg.prune.policy or method.default_policy, cfg.prune.policy_options, cfg.prune.max_rounds)
+    if not isinstance(policy, AdaptivePolicy):
+        raise ValueError(f"{cfg.name}: policy {policy.name!r} has no thresholds to preview")
+    key = (cfg.model.name, str(dense_path))
+    if key not in cache:
+        cache[key] = _dense(cfg, dense_path, batch_size)
+    arch, model, groups, batch, which = cache[key]
+    score_key = (*key, method.name, repr(method.options))
+    if score_key not in cache:
+        gen = seeded_generator(cfg.seed, "score", 1)
+        with torch.no_grad():
+            scores = method.score(ScoringContext(model, groups, batch, gen, 1))
+        cache[score_key] = {g.name: scores[g.name].double().cpu() for g in groups}
+    scores = cache[score_key]
+    o = policy.options
+    scale = threshold_scale(scores, o.units)
+    weighting = policy.objective().weighting
+    for by in weighting:
+        if (*key, by) not in cache:
+            cache[(*key, by)] = layer_weights(model, groups, arch.example_input(), by)
+    weights = {g.name: sum(cache[(*key, by)][g.name] for by in weighting) / len(weighting) for g in groups}
+    removed = []
+    for r in range(1, cfg.prune.max_rounds + 1):
+        thresholds = layer_aware_thresholds((r - 1) * o.lambda0 * scale, weights)
+        chosen = select_by_threshold(scores, thresholds, cfg.prune.min_channels)
+        removed.append(sum(len(v) for v in chosen.values()))
+    return removed, sum(g.size for g in groups), which
+
+
+def _default_policy(prune: Any) -> str:
+    return make_method(prune.method, prune.method_options, prune.methods_path).default_policy
+
+
+def preflight(study: dict[str, Any]) -> list[Preview]:
+    """A ``Preview`` of every AAP experiment x model of ``study`` (first seed)."""
+    seed = study["seeds"][0]
+    machine = {"data": {k: study[f"data_{k}"] for k in ("root", "mirror") if study.get(f"data_{k}")}}
+    out, cache = [], {}
+    for experiment in study["experiments"]:
+        for model in experiment_models(study, experiment):
+            cfg = merge(run_config(study, model, experiment, seed), machine)
+            parsed = config_from_dict(cfg)
+            prune = parsed.prune
+            policy = make_policy(prune.policy or _default_policy(prune), prune.policy_options, 1)
+            if not isinstance(policy, AdaptivePolicy):
+                continue
+            k = parsed.train.rewind_epoch
+            path = Path(dense_dir(study["results"], model, k, seed)) / "dense.pt"
+            removed, channels, which = preview(cfg, path, cache=cache)
+            out.append(Preview(model, experiment, which, len(removed), removed, channels))
+    return out
