@@ -17,6 +17,11 @@ REFERENCES = [
     # torchvision.models.mobilenet_v2: MobileNet_V2_Weights meta gives 3,504,872 params and
     # _ops 0.301 G (MACs); test_imagenet_mobilenetv2_is_torchvisions compares with torchvision.
     ("mobilenetv2", 224, 1000, {}, 3_504_872, 300_774_272),
+    # Official AAP code, pruning/resnet_cifar_mask.py "resnet50Cifar": BasicBlock [3, 4, 6, 3],
+    # widths 16-128, 1x1-conv shortcuts (GUIDE 10: about 1.33 M params, 72.8 M MACs). Exact
+    # counts summed from its layer shapes: stem 464, stages 14,016 + 70,208 + 427,648 + 820,992,
+    # fc 1,290.
+    ("resnet50_cifar", 32, 10, {}, 464 + 14_016 + 70_208 + 427_648 + 820_992 + 1_290, 72_795_392),
     # Official AAP code, resnet56Cifar: its __main__ asserts 855,770 params (GUIDE 3: 125.75 M MACs).
     ("resnet56", 32, 10, {}, 855_770, 125_747_840),
 ]
