@@ -78,7 +78,7 @@ def test_every_group_has_attention_points(name):
         assert stream == {"relu", "layer1.0.relu2", "layer1.1.relu2", "layer1.2.relu2"}
     if name == "mobilenetv2":
         # A linear bottleneck has no activation: it is read at its batch norms.
-        assert points["features.1.body.1.1"] == "features.1.body.1.0"
+        assert points["features.1.body.2.1"] == "features.1.body.2.0"
 
 
 @pytest.mark.parametrize("name", ["vgg16", "resnet56"])

@@ -17,11 +17,14 @@ from prunebench.measure import count_params
 from prunebench.models import MODELS
 
 SHAPES = {"lenet5": (1, 28), "lenet300_100": (1, 28), "resnet50": (3, 32), "resnet101": (3, 32)}
+# Every registered model at its default for the shape above, plus layouts that only an option
+# (or a large input) selects: MobileNetV2's ImageNet layout, here at 32x32 to stay fast.
+VARIANTS = [(name, {}) for name in sorted(MODELS)] + [("mobilenetv2", {"small_input": False})]
 
 
-def _arch(name: str) -> surgery.Architecture:
+def _arch(name: str, options: dict | None = None) -> surgery.Architecture:
     channels, size = SHAPES.get(name, (3, 32))
-    return surgery.dense_architecture(name, 10, channels, size)
+    return surgery.dense_architecture(name, 10, channels, size, options)
 
 
 def _randomise_bn(model: nn.Module, gen: torch.Generator) -> None:
@@ -46,10 +49,12 @@ def _zero(group_items) -> None:
             module.running_mean[idxs] = 0
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_zero_then_prune_equivalence(name: str) -> None:
+@pytest.mark.parametrize(
+    "name,options", VARIANTS, ids=[n + "".join(f"-{k}={v}" for k, v in o.items()) for n, o in VARIANTS]
+)
+def test_zero_then_prune_equivalence(name: str, options: dict) -> None:
     gen = torch.Generator().manual_seed(0)
-    arch = _arch(name)
+    arch = _arch(name, options)
     model = surgery.instantiate(arch).eval()
     _randomise_bn(model, gen)
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
