@@ -1,4 +1,4 @@
-"""The matched-architecture control: policy `matched`, count selection, --reference."""
+"""The matched-architecture control: policy `matched`, count selection, --reference, study wiring."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 import yaml
 from conftest import TINY
 
-from prunebench import surgery
+from prunebench import study, surgery
 from prunebench.cli import main
 from prunebench.errors import ConfigError
 from prunebench.policies import CountSelection, RoundRecord, Step, Stop, make_policy
@@ -137,3 +137,43 @@ def test_a_reference_on_another_dataset_is_refused_by_its_config(tmp_path):
         surgery.save_checkpoint(str(tmp_path / "one.pt"), arch, surgery.instantiate(arch))
         cfg.prune.min_channels = 2
         reference_channels(cfg, tmp_path / "one.pt")
+
+
+def _study(**experiments):
+    return {
+        "results": "r",
+        "seeds": [0, 1],
+        "models": ["lenet5", "lenet300_100"],
+        "base": {"data": {"dataset": "synthetic"}, "train": {"epochs": 4, "rewind_epoch": 2, "lr": 0.05}},
+        "experiments": {
+            "aap_p": {"prune": {"method": "aap", "policy": "aap_acc_params"}, "models": ["lenet5"]},
+            "ilp": {"prune": {"method": "ilp"}},
+            **experiments,
+        },
+    }
+
+
+def _matched(reference, **extra):
+    return {"prune": {"method": "random", "policy": "matched", "policy_options": {"reference": reference}}, **extra}
+
+
+def test_a_study_gives_matched_runs_their_reference():
+    runs = study.check_study(_study(ilp_arch=_matched("ilp"), aap_arch=_matched("aap_p", models=["lenet5"])))
+    refs = {(r.model, r.experiment, r.seed): r.reference for r in runs}
+    assert refs[("lenet300_100", "ilp_arch", 1)] == "ilp" and refs[("lenet5", "aap_arch", 0)] == "aap_p"
+    assert refs[("lenet5", "aap_p", 0)] is None and len(runs) == 2 + 4 + 4 + 2
+
+
+@pytest.mark.parametrize(
+    "experiments,message",
+    [
+        ({"x": _matched("aap_pp")}, "experiment 'x': policy 'matched' references 'aap_pp', which is not an experiment"),
+        ({"x": _matched("aap_p")}, "'aap_p', which does not run on lenet300_100; restrict 'x' to models: .'lenet5'."),
+        ({"x": _matched("ilp"), "y": _matched("x")}, "experiment 'y'.* 'x', which is matched itself"),
+        ({"x": _matched("x")}, "experiment 'x'.* 'x', which is matched itself"),
+        ({"x": {"prune": {"method": "random", "policy": "matched"}}}, "experiment 'x'.*reference must name"),
+    ],
+)
+def test_a_study_refuses_a_bad_reference(experiments, message):
+    with pytest.raises(ConfigError, match=message):
+        study.check_study(_study(**experiments))
