@@ -17,7 +17,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from prunebench.engine import run_experiment
 
     cfg = load_config(args.config, args.set)
-    summary = run_experiment(cfg, Path(args.out), Path(args.dense) if args.dense else None, args.replace_stale)
+    summary = run_experiment(
+        cfg,
+        Path(args.out),
+        Path(args.dense) if args.dense else None,
+        args.replace_stale,
+        Path(args.reference) if args.reference else None,
+    )
     d, f = summary["dense"], summary["final"]
     rounds, final_round = summary["rounds"], summary["final_round"]
     met = "met" if summary["target_met"] else "NOT met"
@@ -193,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--replace-stale", action="store_true", help="discard saved rounds or dense model of another config"
     )
+    run.add_argument("--reference", help="policy matched: the final.pt of the run whose channels per group are kept")
     run.set_defaults(func=_cmd_run)
 
     dense = sub.add_parser("dense", help="train (or reuse) only the dense model of a config")

@@ -13,6 +13,7 @@ last finished round (and mid-phase after the last finished epoch) and ends with 
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import shutil
@@ -33,9 +34,25 @@ from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
 from prunebench.measure import complexity, latency_ms
 from prunebench.methods import Method, ScoringContext, make_method
-from prunebench.policies import RateSelection, RoundRecord, Step, Stop, ThresholdSelection, make_policy
+from prunebench.policies import (
+    CountSelection,
+    MatchedPolicy,
+    Policy,
+    RateSelection,
+    RoundRecord,
+    Step,
+    Stop,
+    ThresholdSelection,
+    make_policy,
+)
 from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_json, write_table
-from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
+from prunebench.selection import (
+    layer_aware_thresholds,
+    layer_weights,
+    select_by_count,
+    select_by_rate,
+    select_by_threshold,
+)
 from prunebench.training import evaluate, resolve_device, seeded_generator, train_epochs
 
 log = logging.getLogger("prunebench")
@@ -211,6 +228,71 @@ def resolve_threshold(
     return select_by_threshold(scores, layer_aware_thresholds(sel.threshold * scale, weights), min_channels)
 
 
+def reference_channels(cfg: Config, path: Path) -> dict[str, int]:
+    """Channels per group (every group of the model) of the architecture in the checkpoint
+    ``path``, refused unless it is a pruned copy of this run's model on this run's dataset."""
+    fix = "pass the final.pt of a finished run of the same model and dataset"
+    if not path.is_file():
+        raise ConfigError(f"reference {path} does not exist; run the reference experiment first, then {fix}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        ref = surgery.Architecture.from_dict(blob["arch"])
+        if blob.get("format") != surgery.CHECKPOINT_FORMAT:
+            raise ValueError(f"format {blob.get('format')!r}")
+    except Exception as e:  # whatever torch.load or the record raises: not a checkpoint of ours
+        raise ConfigError(f"reference {path} is not a prunebench checkpoint ({e}); {fix}") from None
+    info = dataset_info(cfg.data)
+    dense = surgery.dense_architecture(
+        cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
+    )
+
+    def spec(a: surgery.Architecture) -> str:
+        size = f"{a.in_channels}x{a.image_size}x{a.image_size}"
+        return f"{a.model} (input {size}, {a.num_classes} classes, options {a.options})"
+
+    if spec(ref) != spec(dense):
+        raise ConfigError(f"reference {path} is a {spec(ref)}, this run prunes a {spec(dense)}; {fix}")
+    ref_config = path.parent / "config.yaml"  # the reference's own run config, when it is there
+    if ref_config.is_file():
+        dataset = ((yaml.safe_load(ref_config.read_text()) or {}).get("data") or {}).get("dataset")
+        if dataset not in (None, cfg.data.dataset):
+            raise ConfigError(f"reference {path} comes from a run on {dataset}, this one on {cfg.data.dataset}; {fix}")
+    model = surgery.instantiate(dense)
+    sizes = {g.name: g.size for g in surgery.channel_groups(model, surgery.build_graph(model, dense.example_input()))}
+    for name, kept in ref.kept.items():
+        if name not in sizes or len(set(kept)) != len(kept) or not all(0 <= i < sizes[name] for i in kept):
+            raise ConfigError(
+                f"reference {path} keeps channels {kept} of group {name!r}, which do not fit {cfg.model.name}'s "
+                f"groups {sizes}; {fix}"
+            )
+    keep = {name: len(ref.kept.get(name, range(n))) for name, n in sizes.items()}
+    if (fewest := min(keep.values())) < cfg.prune.min_channels:
+        raise ConfigError(
+            f"reference {path} keeps {fewest} channel(s) in a group, fewer than prune.min_channels="
+            f"{cfg.prune.min_channels}; set prune.min_channels to at most {fewest}"
+        )
+    return keep
+
+
+def _bind_reference(cfg: Config, policy: Policy, reference: Path | None) -> dict[str, Any] | None:
+    """Give the ``matched`` policy its reference's channel counts (refusing a missing or wrong
+    reference before any work); returns what run.json records of it."""
+    if not isinstance(policy, MatchedPolicy):
+        if reference is not None:
+            raise ConfigError(
+                f"--reference is only for policy 'matched' (this run's policy is {policy.name!r}); "
+                "drop it or set prune.policy=matched"
+            )
+        return None
+    if reference is None:
+        raise ConfigError(
+            f"policy 'matched' keeps the channels per group of the result of experiment "
+            f"{policy.options.reference!r}: pass that run's final.pt with --reference RUN_DIR/final.pt"
+        )
+    policy.keep = reference_channels(cfg, reference)
+    return {"path": str(reference), "experiment": policy.options.reference, "channels": policy.keep}
+
+
 def _score(
     method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int
 ) -> dict[str, torch.Tensor]:
@@ -246,7 +328,8 @@ class RunState:
                 shutil.rmtree(state_dir)
             else:
                 raise ConfigError(
-                    f"{state_dir} holds rounds of another config (hash {blob['config_hash']}, this one {run_hash}); "
+                    f"{state_dir} holds rounds of another config or reference (hash {blob['config_hash']}, "
+                    f"this one {run_hash}); "
                     "use another --out directory, delete it, or pass --replace-stale"
                 )
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -274,14 +357,19 @@ _SUMMARY_COLUMNS = (
 
 
 def run_experiment(
-    cfg: Config, out: Path, dense_dir: Path | None = None, replace_stale: bool = False
+    cfg: Config,
+    out: Path,
+    dense_dir: Path | None = None,
+    replace_stale: bool = False,
+    reference: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
     ``replace_stale`` discards saved rounds of another config instead of refusing them (the
     workflow's reruns after a config change). A dense model of another config is always
-    refused here: it may be shared, and only ``dense_only`` replaces one."""
+    refused here: it may be shared, and only ``dense_only`` replaces one. ``reference`` is the
+    ``final.pt`` whose architecture the ``matched`` policy keeps (that policy only)."""
     with _logging_to(out):
-        return _run(cfg, out, dense_dir or out / "dense", replace_stale)
+        return _run(cfg, out, dense_dir or out / "dense", replace_stale, reference)
 
 
 def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dict[str, Any]:
@@ -291,14 +379,22 @@ def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dic
         return train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, replace_stale)
 
 
-def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool) -> dict[str, Any]:
+def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference: Path | None) -> dict[str, Any]:
     run_hash = config_hash(cfg)
     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
     policy_name = cfg.prune.policy or method.default_policy
     policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
-    state = RunState(out / "state", run_hash, replace_stale)
+    run_record = {"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}
+    state_hash = run_hash
+    if (matched := _bind_reference(cfg, policy, reference)) is not None:
+        # The reference is a file, not config: its counts key the saved rounds instead, so a
+        # changed reference architecture never resumes rounds cut to the old one.
+        run_record["reference"] = matched
+        state_hash = hashlib.sha256(json.dumps([run_hash, matched["channels"]]).encode()).hexdigest()[:16]
+        log.info("matching %s: channels per group %s", reference, matched["channels"])
+    state = RunState(out / "state", state_hash, replace_stale)
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
-    write_json({"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}, out / "run.json")
+    write_json(run_record, out / "run.json")
     write_json(environment_record(), out / "env.json")
 
     device = _device_for(cfg)
@@ -423,6 +519,9 @@ def _round(
         scale = state.rounds[1]["threshold_scale"] if rnd > 1 else threshold_scale(scores, step.selection.units)
         remove = resolve_threshold(step.selection, scale, scores, model, groups, arch, cfg.prune.min_channels, device)
         how = f"threshold T={step.selection.threshold:.6g} (x {scale:.4g})"
+    elif isinstance(step.selection, CountSelection):
+        remove = select_by_count(scores, step.selection.keep)
+        how = "the reference's channels per group"
     else:
         rate, remove = resolve_rate(step.selection, scores, model, arch, dense, cfg.prune.min_channels, device)
         how = f"rate {rate:.4f}"

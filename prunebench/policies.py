@@ -56,9 +56,17 @@ class ThresholdSelection:
 
 
 @dataclass
+class CountSelection:
+    """Keep exactly ``keep[group]`` channels of each group, the lowest-scoring others go; a group
+    not named keeps all its channels (the ``matched`` policy's reference architecture)."""
+
+    keep: dict[str, int]
+
+
+@dataclass
 class Step:
     base_round: int
-    selection: RateSelection | ThresholdSelection
+    selection: RateSelection | ThresholdSelection | CountSelection
 
 
 @dataclass
@@ -164,10 +172,49 @@ class OneShotPolicy(Policy):
         return Step(0, RateSelection(1.0, self.options.scope, (self.options.metric, self.options.target)))
 
 
+class MatchedPolicy(Policy):
+    """The matched-architecture control (after Liu et al. 2019, "Rethinking the value of network
+    pruning"): one round from the dense model to exactly the channel counts per group of a
+    reference run's result, the channels chosen by this run's method (``random``: random channels),
+    retrained like every round. The reference architecture is not part of the config: the engine
+    reads it from the reference's ``final.pt`` (``prunebench run --reference``) into ``keep``."""
+
+    name = "matched"
+    summary = "Once, from the dense model to a reference run's channels per group (--reference), then retrain"
+
+    @dataclass
+    class Options:
+        reference: str = ""  # the study experiment whose result architecture is matched (required)
+        # How the kept channels start: `rewind` = like every round under train.rewind (weights: the
+        # dense epoch-k weights of the kept channels and the LR schedule from k).
+        init: str = "rewind"
+
+        def __post_init__(self) -> None:
+            if not self.reference:
+                raise ValueError("reference must name the experiment whose result architecture is matched")
+            if self.init != "rewind":
+                raise ValueError(f"init must be 'rewind', got {self.init!r}")
+
+    def __init__(self, options: MatchedPolicy.Options, max_rounds: int) -> None:
+        super().__init__(options, max_rounds)
+        self.keep: dict[str, int] | None = None  # channels per group of the reference; set by the engine
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
+        if len(history) > 1:
+            return Stop("reference architecture matched and retrained")
+        if self.keep is None:
+            raise ConfigError("policy 'matched' has no reference architecture: pass --reference RUN_DIR/final.pt")
+        return Step(0, CountSelection(dict(self.keep)))
+
+    def meets_target(self, record: RoundRecord) -> bool:
+        # Round 1 is cut to exactly the reference's counts per group (the selection guarantees it).
+        return record.round > 0
+
+
 def all_policies() -> dict[str, type[Policy]]:
     from prunebench.adaptive import ADAPTIVE_POLICIES
 
-    return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES)}
+    return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES, MatchedPolicy)}
 
 
 def make_policy(name: str, options: dict[str, Any], max_rounds: int, method_scope: str | None = None) -> Policy:

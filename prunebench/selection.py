@@ -55,6 +55,18 @@ def select_by_threshold(
     return out
 
 
+def select_by_count(scores: dict[str, torch.Tensor], keep: dict[str, int]) -> dict[str, list[int]]:
+    """Remove the lowest-scoring channels of each group so that exactly ``keep[group]`` remain
+    (a group missing from ``keep`` keeps all its channels)."""
+    out = {}
+    for g, s in scores.items():
+        n = keep.get(g, len(s))
+        if not 1 <= n <= len(s):
+            raise ValueError(f"group {g} has {len(s)} channels, cannot keep {n}")
+        out[g] = _lowest(s, len(s) - n)
+    return out
+
+
 def layer_aware_thresholds(threshold: float, weights: dict[str, float]) -> dict[str, float]:
     """AAP Section 3.3: T_i = T * w_i."""
     return {g: threshold * w for g, w in weights.items()}

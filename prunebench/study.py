@@ -6,6 +6,8 @@ overrides it for one model (e.g. its Table 1 schedule), and an experiment sets t
 section and, optionally, the train keys that do not change the dense model. Everything about
 where data lives and which device trains is a machine setting (``data_root``, ``data_mirror``,
 ``gpu``), kept out of the run configs so that moving a study to another machine reruns nothing.
+A ``matched`` experiment's run of (model, seed) gets the ``final.pt`` of its reference
+experiment's run of the same (model, seed) as an extra input (``Run.reference``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 from prunebench.config import config_from_dict, dense_hash
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.methods import make_method
-from prunebench.policies import make_policy
+from prunebench.policies import MatchedPolicy, make_policy
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
@@ -37,6 +39,7 @@ class Run:
     experiment: str
     seed: int
     rewind_epoch: int
+    reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -142,15 +145,39 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 try:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
                     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
-                    policy = cfg.prune.policy or method.default_policy
-                    make_policy(policy, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
+                    policy_name = cfg.prune.policy or method.default_policy
+                    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
                     shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None
                 if dense_hash(cfg) != dense_hash(shared):  # a guard: check_keys should make this impossible
                     raise ConfigError(f"{where}: the experiment changes the dense model")
-                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch))
+                reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
+                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference))
+    _check_references(study, runs)
     return runs
+
+
+def _check_references(study: dict[str, Any], runs: list[Run]) -> None:
+    """A ``matched`` run takes the architecture of the reference experiment's result of the same
+    model and seed (its ``final.pt`` is the job's input): the reference must be an experiment of
+    the study, run on the same models, and not be matched itself."""
+    matched = {r.experiment for r in runs if r.reference}
+    for r in runs:
+        if r.reference is None:
+            continue
+        where = f"experiment {r.experiment!r}: policy 'matched' references {r.reference!r}"
+        if r.reference not in study["experiments"]:
+            raise ConfigError(
+                f"{where}, which is not an experiment of this study; name one of: {', '.join(study['experiments'])}"
+            )
+        if r.reference in matched:
+            raise ConfigError(f"{where}, which is matched itself; name the experiment whose architecture it keeps")
+        if r.model not in experiment_models(study, r.reference):
+            raise ConfigError(
+                f"{where}, which does not run on {r.model}; restrict {r.experiment!r} to "
+                f"models: {experiment_models(study, r.reference)} or run {r.reference!r} on {r.model}"
+            )
 
 
 def data_config(study: dict[str, Any]) -> dict[str, Any]:

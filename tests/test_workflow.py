@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -50,17 +51,30 @@ def test_smoke_study_writes_the_tables(smoke):
     tmp, _ = smoke
     tables = tmp / "results" / "tables"
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 6 and set(runs["experiment"]) == {"ilp", "aap_p", "ilp_rewind0"}
+    assert len(runs) == 8 and set(runs["experiment"]) == {"ilp", "aap_p", "aap_p_random_arch", "ilp_rewind0"}
     summary = pd.read_csv(tables / "summary.csv")
-    assert len(summary) == 3 and (summary["seeds"] == 2).all() and summary["val_top1_std"].notna().all()
+    assert len(summary) == 4 and (summary["seeds"] == 2).all() and summary["val_top1_std"].notna().all()
     dense = pd.read_csv(tables / "dense.csv")
     assert len(dense) == 4  # two seeds x two rewind epochs (the ablation needs its own snapshot)
     rounds = pd.read_csv(tables / "rounds.csv")
     assert (rounds.groupby("run_id")["final"].sum() == 1).all()
     latency = pd.read_csv(tables / "latency.csv")  # dense and final model of every run, at 1 thread
-    assert len(latency) == 12 and (latency["latency_ms"] > 0).all()
+    assert len(latency) == 16 and (latency["latency_ms"] > 0).all()
     final = latency[latency["variant"] == "final"].set_index("run_id")["params"]
     assert (final == runs.set_index("run_id")["params"].loc[final.index]).all()
+
+
+def test_matched_runs_keep_their_reference_architecture(smoke):
+    tmp, _ = smoke
+    results = tmp / "results"
+    runs = pd.read_csv(results / "tables" / "runs.csv").set_index(["experiment", "seed"])
+    matched, reference = runs.loc["aap_p_random_arch"], runs.loc["aap_p"]
+    assert (matched["policy"] == "matched").all() and (matched["method"] == "random").all()
+    assert (matched["round"] == 1).all() and matched["target_met"].all()
+    assert (matched["params"] == reference["params"]).all() and (matched["flops"] == reference["flops"]).all()
+    for seed in (0, 1):
+        run = json.loads((results / f"runs/lenet5/aap_p_random_arch/seed{seed}/run.json").read_text())
+        assert run["reference"]["path"] == str(results / f"runs/lenet5/aap_p/seed{seed}/final.pt")
 
 
 def test_smoke_study_draws_the_figures(smoke):
@@ -95,6 +109,14 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
     stats = out[out.index("Job stats") : out.index("total")]
     assert re.search(r"prune\s+2\n", stats) and "dense" not in stats, stats
 
+    def longer_search(cfg):
+        cfg["experiments"]["aap_p"]["prune"]["max_rounds"] = 5
+
+    dry = snakemake(tmp, study(tmp, "reference_changed", longer_search), "-n")
+    out = dry.stdout + dry.stderr
+    stats = out[out.index("Job stats") : out.index("total")]
+    assert re.search(r"prune\s+4\n", stats), stats  # aap_p and the runs matching its architecture
+
 
 @pytest.mark.parametrize(
     "edit,message",
@@ -107,6 +129,10 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
         (lambda c: c["base"]["data"].update(root="/data"), "base.data.root is a machine setting"),
         (lambda c: c["experiments"]["ilp"].update(models=["vgg16"]), "model 'vgg16' is not in models"),
         (lambda c: c["experiments"]["ilp"]["prune"].update(policy="iterativ"), "unknown policy 'iterativ'"),
+        (
+            lambda c: c["experiments"]["aap_p_random_arch"]["prune"]["policy_options"].update(reference="aap"),
+            "policy 'matched' references 'aap', which is not an experiment of this study",
+        ),
     ],
 )
 def test_bad_studies_are_refused_before_any_job(tmp_path, edit, message):

@@ -21,6 +21,7 @@ RESULTS = config["results"]
 THREADS = config["threads"]
 GPUS = 1 if config["gpu"] else 0
 REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
+REFERENCE = {(r.model, r.experiment, r.seed): r.reference for r in RUNS}
 
 
 def dense_dir(model, rewind_epoch, seed):
@@ -36,6 +37,16 @@ def dense_of_run(wildcards):
     return os.path.join(dense_dir(wildcards.model, k, wildcards.seed), "dense.json")
 
 
+def reference_of_run(wildcards):
+    """Policy matched: the final model of the reference experiment (same model and seed)."""
+    ref = REFERENCE[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
+    return (
+        os.path.join(run_dir(wildcards.model, ref, wildcards.seed), "final.pt")
+        if ref
+        else []
+    )
+
+
 def as_json(d):
     return json.dumps(d, sort_keys=True)
 
@@ -45,4 +56,6 @@ def machine_args(wildcards, resources):
     makes this a derived param, which Snakemake does not treat as a rerun trigger: moving a
     study to another machine (data elsewhere, a GPU) reruns nothing."""
     gpus = getattr(resources, "gpu", 0)
-    return " ".join(f"--set {shlex.quote(s)}" for s in study.machine_overrides(config, gpus))
+    return " ".join(
+        f"--set {shlex.quote(s)}" for s in study.machine_overrides(config, gpus)
+    )

@@ -1,10 +1,12 @@
 # One job per pruning run. Its per-round state lives in <run>/state, which is not a declared
-# output, so an interrupted job resumes after its last finished round.
+# output, so an interrupted job resumes after its last finished round. A `matched` run also
+# takes its reference run's final.pt (--reference).
 
 
 rule prune:
     input:
         dense=dense_of_run,
+        reference=reference_of_run,
     output:
         rounds=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/rounds.csv",
         layers=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/layers.csv",
@@ -24,6 +26,9 @@ rule prune:
         ),
         out=lambda wc, output: os.path.dirname(output.rounds),
         dense=lambda wc, input: os.path.dirname(input.dense),
+        reference=lambda wc, input: (
+            ["--reference", input.reference] if input.reference else []
+        ),
     shell:
-        "echo {params.config:q} | prunebench run - --out {params.out} --dense {params.dense}"
-        " --set train.threads={threads} {params.machine} --replace-stale > {log} 2>&1"
+        "echo {params.config:q} | prunebench run - --out {params.out:q} --dense {params.dense:q}"
+        " {params.reference:q} --set train.threads={threads} {params.machine} --replace-stale > {log:q} 2>&1"
