@@ -215,10 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     data.set_defaults(func=_cmd_data)
 
-    tables = sub.add_parser("tables", help="aggregate run directories into tidy tables")
+    tables = sub.add_parser(
+        "tables", help="aggregate run directories into tidy tables, AAP vs baselines paired over seeds"
+    )
     tables.add_argument("runs", nargs="+", help="run directories (each with rounds.csv and summary.json)")
     tables.add_argument(
-        "--out", required=True, help="directory for rounds.csv, layers.csv, runs.csv, dense.csv, summary.csv"
+        "--out",
+        required=True,
+        help="directory for rounds.csv, layers.csv, runs.csv, dense.csv, summary.csv, paired.csv, comparison.csv",
     )
     tables.set_defaults(func=_cmd_tables)
 

@@ -130,7 +130,7 @@ def train_dense(
         surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, model, epoch=0)
     start = time.time()
     log.info("training dense %s for %d epochs (rewind state at epoch %d)", cfg.model.name, epochs, k)
-    train_epochs(
+    images = train_epochs(
         model,
         loaders.train,
         cfg.train,
@@ -148,6 +148,7 @@ def train_dense(
         "val_top1": evaluate(model, loaders.val),
         "test_top1": evaluate(model, loaders.test),
         "epochs": epochs,
+        "images": images,
         "wall_s": time.time() - start,
         **complexity(model, arch.example_input(device=device)),
     }
@@ -431,6 +432,8 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference
                 "val_drop": 0.0,
                 "test_drop": 0.0,
                 "epochs": dense["epochs"],
+                # dense.json written before images were counted: one pass over the split per epoch
+                "images": dense.get("images", dense["epochs"] * loaders.train.num_samples),
                 "wall_s": dense["wall_s"],
                 "rate": 0.0,
                 "channels": sum(g.size for g in groups),
@@ -551,6 +554,7 @@ def _round(
                 "round": rnd,
                 "base_round": step.base_round,
                 "epochs": 0,
+                "images": 0,
                 "wall_s": time.time() - start,
                 "rate": rate,
                 "threshold_scale": scale,
@@ -577,7 +581,7 @@ def _round(
         step.base_round,
         len(epochs),
     )
-    train_epochs(
+    images = train_epochs(
         model,
         loaders.train,
         t,
@@ -603,6 +607,7 @@ def _round(
         "val_drop": dense["val_top1"] - val,
         "test_drop": dense["test_top1"] - test,
         "epochs": len(epochs),
+        "images": images,
         "wall_s": time.time() - start,
         "rate": rate,
         "threshold_scale": scale,

@@ -19,7 +19,7 @@ from prunebench.io import atomic_write_text
 ROUND_COLUMNS = [
     "run_id", "config_hash", "dataset", "model", "method", "policy", "seed", "round", "base_round",
     "params", "macs", "flops", "params_reduction", "flops_reduction", "val_top1", "test_top1",
-    "val_drop", "test_drop", "epochs", "wall_s", "rate", "channels", "removed",
+    "val_drop", "test_drop", "epochs", "images", "wall_s", "rate", "channels", "removed",
     "threshold", "threshold_scale", "lambda", "rollbacks", "acceptable", "rolled_back_to", "stop_reason", "final",
 ]  # fmt: skip
 LAYER_COLUMNS = [

@@ -1,23 +1,64 @@
 """Aggregation of run directories into the study's tidy tables.
 
 - ``rounds.csv`` / ``layers.csv``: every run's rows, concatenated.
-- ``runs.csv``: one row per run, its result round (``final``), with the stop reason and whether
-  its target was met.
+- ``runs.csv``: one row per run, its result round (``final``), with the stop reason, whether its
+  target was met, its size target and its compute ledger (sums over all its rounds, round 0 =
+  the dense training included).
 - ``dense.csv``: one row per dense model used (dataset, model, seed, accuracy, size).
 - ``summary.csv``: mean and std over seeds of the result rows, per (dataset, model, method, policy,
   experiment), with the number of seeds.
+- ``paired.csv``: per AAP experiment and baseline at the same size target (or ``matched`` to it),
+  the mean over common seeds of the per-seed difference AAP minus baseline, with a 95 % t-interval.
+- ``comparison.csv``: per AAP experiment, its means beside the strongest and the weakest of those
+  baselines, strongest and weakest by mean VALIDATION accuracy (the test set chooses nothing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+import yaml
 
 from prunebench.io import atomic_write_text
 
-SUMMARY_METRICS = ["params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop"]
+# Sums over every round of a run (round 0, the dense training, included): rounds.csv column.
+LEDGER = {"train_epochs_total": "epochs", "images_seen": "images", "train_wall_s": "wall_s"}
+SUMMARY_METRICS = [
+    "params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop", *LEDGER,
+]  # fmt: skip
+PAIRED_METRICS = ["test_top1", "val_top1", "params_reduction", "flops_reduction", "train_epochs_total"]
+PAIRED_COLUMNS = ["model", "experiment", "baseline", "metric", "mean_diff", "ci_low", "ci_high", "n_seeds"]
+# The AAP row's and each chosen baseline's means in comparison.csv (prefixed aap_ / baseline_).
+COMPARED = [
+    "val_top1_mean", "val_drop_mean", "test_drop_mean", "test_drop_std", "params_reduction_mean",
+    "flops_reduction_mean", "train_epochs_total_mean", "images_seen_mean", "train_wall_s_mean",
+]  # fmt: skip
+COMPARISON_COLUMNS = [
+    "dataset", "model", "experiment", "target_metric", "target", "role", "baseline", "baselines",
+    "aap_seeds", "baseline_seeds", *(f"aap_{c}" for c in COMPARED), *(f"baseline_{c}" for c in COMPARED),
+]  # fmt: skip
+# Policies with a size target: the metric they fix (None: policy_options.metric).
+SIZE_TARGET_POLICIES = {"iterative": None, "one_shot": None, "aap_params": "params", "aap_flops": "flops"}
+
+# Two-sided 95 % quantiles of Student's t (t_0.975) for df = 1..30; beyond 30 the normal 1.96
+# (up to 4 % narrower: t_0.975 is 2.040 at df 31, 2.000 at df 60, 1.980 at df 120).
+T95 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+    2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+    2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+
+
+def t95(df: int) -> float:
+    """The two-sided 95 % Student-t quantile for ``df`` degrees of freedom (1.96 beyond 30)."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be >= 1, got {df}")
+    return T95[df - 1] if df <= len(T95) else 1.96
 
 
 def _write(df: pd.DataFrame, path: Path) -> Path:
@@ -30,13 +71,146 @@ def _experiment(run_dir: Path) -> str:
     return run_dir.parent.name if run_dir.name.startswith("seed") else run_dir.name
 
 
+def size_target(policy: str, options: dict[str, Any]) -> tuple[str | None, float | None]:
+    """(metric, reduction in percent) of a policy with a size target; (None, None) for the others
+    (accuracy targets, ``matched``). Options left out take the policy's defaults."""
+    if policy not in SIZE_TARGET_POLICIES:
+        return None, None
+    from prunebench.policies import all_policies
+
+    defaults = {f.name: f.default for f in dataclasses.fields(all_policies()[policy].Options)}
+    metric = SIZE_TARGET_POLICIES[policy] or options.get("metric", defaults["metric"])
+    return metric, float(options.get("target", defaults["target"]))
+
+
+def _target_columns(policy: str, prune: dict[str, Any]) -> dict[str, Any]:
+    options = prune.get("policy_options") or {}
+    metric, target = size_target(policy, options)
+    reference = options.get("reference") if policy == "matched" else None
+    return {"target_metric": metric, "target": target, "reference": reference}
+
+
+def _ledger(rounds: pd.DataFrame) -> dict[str, float]:
+    # skipna=False: a run with rounds recorded before a column existed gets NaN, not a partial sum.
+    return {
+        total: rounds[column].sum(skipna=False) if column in rounds else math.nan for total, column in LEDGER.items()
+    }
+
+
+def is_aap(method: str, policy: str) -> bool:
+    """An AAP experiment: attention scores under one of AAP's adaptive policies."""
+    return method == "aap" and str(policy).startswith("aap_")
+
+
+def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Which baseline each AAP experiment is compared with: one row per (dataset, model,
+    experiment, baseline). A baseline is a non-adaptive experiment (policy not ``aap_*``) of the
+    same dataset and model at the same size target (``target_metric``, ``target``), or one with
+    policy ``matched`` whose ``reference`` is the AAP experiment (whatever its target)."""
+    keys = ["dataset", "model", "experiment"]
+    experiments = runs.drop_duplicates(keys)
+    if "reference" not in experiments:
+        experiments = experiments.assign(reference=None)
+    rows = []
+    for (dataset, model), exps in experiments.groupby(["dataset", "model"], sort=True):
+        adaptive = exps["policy"].astype(str).str.startswith("aap_")
+        baselines = exps[~adaptive]
+        for a in exps[adaptive].itertuples():
+            if not is_aap(a.method, a.policy):
+                continue
+            for b in baselines.itertuples():
+                same_target = (
+                    pd.notna(a.target_metric)
+                    and b.target_metric == a.target_metric
+                    and math.isclose(float(b.target), float(a.target))
+                )
+                matched = b.policy == "matched" and b.reference == a.experiment
+                if same_target or matched:
+                    rows.append((dataset, model, a.experiment, b.experiment))
+    return pd.DataFrame(rows, columns=["dataset", "model", "experiment", "baseline"])
+
+
+def _per_seed(runs: pd.DataFrame, dataset: str, model: str, experiment: str) -> pd.DataFrame:
+    mine = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["experiment"] == experiment)]
+    if mine["seed"].duplicated().any():
+        raise ValueError(f"{model} {experiment}: more than one run of one seed")
+    return mine.set_index("seed")
+
+
+def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``paired.csv``: for every pair of ``experiment_pairs``, per metric of ``PAIRED_METRICS``,
+    the mean over the seeds both have of AAP minus baseline, and its 95 % t-interval
+    (mean +- t95(n - 1) * sd / sqrt(n); NaN bounds with one seed). Pairs without a common seed
+    are left out."""
+    rows = []
+    for p in experiment_pairs(runs).itertuples():
+        a = _per_seed(runs, p.dataset, p.model, p.experiment)
+        b = _per_seed(runs, p.dataset, p.model, p.baseline)
+        seeds = sorted(set(a.index) & set(b.index))
+        if not seeds:
+            continue
+        n = len(seeds)
+        for metric in PAIRED_METRICS:
+            diff = a.loc[seeds, metric].astype(float) - b.loc[seeds, metric].astype(float)
+            mean = float(diff.mean())
+            half = t95(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n) if n >= 2 else math.nan
+            rows.append((p.model, p.experiment, p.baseline, metric, mean, mean - half, mean + half, n))
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``summary.csv``: per experiment, the number of seeds, its size target and the mean and std
+    over seeds of ``SUMMARY_METRICS``."""
+    keys = ["dataset", "model", "experiment", "method", "policy"]
+    grouped = runs.groupby(keys, sort=True)
+    stats = grouped[SUMMARY_METRICS].agg(["mean", "std"])
+    stats.columns = [f"{m}_{stat}" for m, stat in stats.columns]
+    head = grouped.agg(seeds=("seed", "size"), target_metric=("target_metric", "first"), target=("target", "first"))
+    return head.join(stats).reset_index()
+
+
+def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    """``comparison.csv``: per AAP experiment with baselines (``experiment_pairs``), two rows,
+    ``role`` strongest and weakest: the baseline with the highest and the lowest MEAN VALIDATION
+    top-1 over its seeds (ties: the first by name), the AAP experiment's means (``aap_*``) beside
+    that baseline's (``baseline_*``). Test accuracy never chooses; it is only reported."""
+    keys = ["dataset", "model", "experiment"]
+    means = summary.set_index(keys)
+    rows = []
+    for (dataset, model, experiment), pairs in experiment_pairs(runs).groupby(keys, sort=True):
+        aap = means.loc[(dataset, model, experiment)]
+        candidates = means.loc[[(dataset, model, b) for b in sorted(pairs["baseline"])]]
+        by_val = candidates["val_top1_mean"]
+        chosen = {"strongest": by_val.idxmax(), "weakest": by_val.idxmin()}
+        for role, index in chosen.items():
+            base = candidates.loc[index]
+            rows.append(
+                {
+                    "dataset": dataset,
+                    "model": model,
+                    "experiment": experiment,
+                    "target_metric": aap["target_metric"],
+                    "target": aap["target"],
+                    "role": role,
+                    "baseline": index[2],
+                    "baselines": len(candidates),
+                    "aap_seeds": aap["seeds"],
+                    "baseline_seeds": base["seeds"],
+                    **{f"aap_{c}": aap[c] for c in COMPARED},
+                    **{f"baseline_{c}": base[c] for c in COMPARED},
+                }
+            )
+    return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
+
+
 def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
-    """Write the five tables for ``run_dirs`` into ``out``; returns their paths."""
+    """Write the seven tables for ``run_dirs`` into ``out``; returns their paths."""
     rounds, layers, runs, dense = [], [], [], {}
     for d in run_dirs:
         r = pd.read_csv(d / "rounds.csv")
         summary = json.loads((d / "summary.json").read_text())
         run = json.loads((d / "run.json").read_text())
+        prune = yaml.safe_load((d / "config.yaml").read_text())["prune"]
         r.insert(1, "experiment", _experiment(d))
         rounds.append(r)
         layers.append(pd.read_csv(d / "layers.csv"))
@@ -48,6 +222,8 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "target_met": summary["target_met"],
                 "rounds": summary["rounds"],
                 "rollbacks_total": summary["rollbacks"],
+                **_ledger(r),
+                **_target_columns(final["policy"], prune),
             }
         )
         dense_dir = Path(run["dense_dir"])
@@ -59,6 +235,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "seed": final["seed"],
                 "dense_hash": record["dense_hash"],
                 "epochs": record["epochs"],
+                "images": record.get("images"),
                 "val_top1": record["val_top1"],
                 "test_top1": record["test_top1"],
                 "params": record["params"],
@@ -68,11 +245,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "dense_dir": str(dense_dir),
             }
     runs_df = pd.DataFrame(runs)
-    keys = ["dataset", "model", "experiment", "method", "policy"]
-    summary = runs_df.groupby(keys)[SUMMARY_METRICS].agg(["mean", "std"])
-    summary.columns = [f"{m}_{stat}" for m, stat in summary.columns]
-    summary = summary.reset_index()
-    summary.insert(len(keys), "seeds", runs_df.groupby(keys).size().values)
+    summary = summary_table(runs_df)
     out.mkdir(parents=True, exist_ok=True)
     return [
         _write(pd.concat(rounds, ignore_index=True), out / "rounds.csv"),
@@ -80,6 +253,8 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         _write(runs_df, out / "runs.csv"),
         _write(pd.DataFrame(list(dense.values())), out / "dense.csv"),
         _write(summary, out / "summary.csv"),
+        _write(paired_table(runs_df), out / "paired.csv"),
+        _write(comparison_table(summary, runs_df), out / "comparison.csv"),
     ]
 
 

@@ -63,8 +63,10 @@ def train_epochs(
     identity: str,
     extra_loss: ExtraLoss | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
-) -> None:
-    """Train ``model`` in place over the 0-based ``epochs`` of a schedule.
+) -> int:
+    """Train ``model`` in place over the 0-based ``epochs`` of a schedule; returns the training
+    images processed over all of ``epochs`` (counted per batch and kept in the checkpoint, so a
+    resumed phase returns the same number as an uninterrupted one).
 
     After every epoch the model and optimizer are saved to ``checkpoint``; a later call with the
     same ``key`` and ``identity`` (the config hash: a checkpoint of another config is ignored)
@@ -74,13 +76,15 @@ def train_epochs(
     ``on_epoch_end(e, model)`` is called after epoch ``e`` is trained and before its checkpoint
     is written: a kill between the two repeats the epoch and the call, never skips the call."""
     optimizer = make_optimizer(model, cfg, lr_at(epochs.start) if len(epochs) else cfg.lr)
-    start = epochs.start
+    start, images = epochs.start, 0
     if checkpoint.exists():
         blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
         if blob["key"] == list(map(str, key)) and blob.get("identity") == identity:
             model.load_state_dict(blob["model"])
             optimizer.load_state_dict(blob["optimizer"])
             start = blob["next_epoch"]
+            # Checkpoints written before the count was kept: every epoch is one pass over the split.
+            images = blob.get("images", (start - epochs.start) * batches.num_samples)
     for epoch in epochs:
         if epoch < start:
             continue
@@ -104,6 +108,7 @@ def train_epochs(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            images += len(y)
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
         atomic_torch_save(
@@ -111,8 +116,10 @@ def train_epochs(
                 "key": list(map(str, key)),
                 "identity": identity,
                 "next_epoch": epoch + 1,
+                "images": images,
                 "model": model.state_dict(),
                 "optimizer": optimizer.state_dict(),
             },
             checkpoint,
         )
+    return images

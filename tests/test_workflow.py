@@ -51,15 +51,17 @@ def test_smoke_study_writes_the_tables(smoke):
     tmp, _ = smoke
     tables = tmp / "results" / "tables"
     runs = pd.read_csv(tables / "runs.csv")
-    assert len(runs) == 8 and set(runs["experiment"]) == {"ilp", "aap_p", "aap_p_random_arch", "ilp_rewind0"}
+    assert len(runs) == 10
+    assert set(runs["experiment"]) == {"ilp", "aap_p", "aap_p_random_arch", "aap_params", "ilp_rewind0"}
     summary = pd.read_csv(tables / "summary.csv")
-    assert len(summary) == 4 and (summary["seeds"] == 2).all() and summary["val_top1_std"].notna().all()
+    assert len(summary) == 5 and (summary["seeds"] == 2).all() and summary["val_top1_std"].notna().all()
     dense = pd.read_csv(tables / "dense.csv")
     assert len(dense) == 4  # two seeds x two rewind epochs (the ablation needs its own snapshot)
+    assert (dense["images"] == 3 * 400).all()  # 3 epochs of 500 - 100 (validation) images
     rounds = pd.read_csv(tables / "rounds.csv")
     assert (rounds.groupby("run_id")["final"].sum() == 1).all()
     latency = pd.read_csv(tables / "latency.csv")  # dense and final model of every run, at 1 thread
-    assert len(latency) == 16 and (latency["latency_ms"] > 0).all()
+    assert len(latency) == 20 and (latency["latency_ms"] > 0).all()
     final = latency[latency["variant"] == "final"].set_index("run_id")["params"]
     assert (final == runs.set_index("run_id")["params"].loc[final.index]).all()
 
@@ -75,6 +77,49 @@ def test_matched_runs_keep_their_reference_architecture(smoke):
     for seed in (0, 1):
         run = json.loads((results / f"runs/lenet5/aap_p_random_arch/seed{seed}/run.json").read_text())
         assert run["reference"]["path"] == str(results / f"runs/lenet5/aap_p/seed{seed}/final.pt")
+
+
+def test_smoke_study_counts_compute_and_pairs_aap_with_its_baselines(smoke):
+    tmp, _ = smoke
+    tables = tmp / "results" / "tables"
+    rounds, runs = pd.read_csv(tables / "rounds.csv"), pd.read_csv(tables / "runs.csv").set_index("run_id")
+    # Every epoch is one pass over the 400 training images (a round that removes nothing: 0 epochs).
+    assert (rounds["images"] == rounds["epochs"] * 400).all()
+    sums = rounds.groupby("run_id")[["epochs", "images", "wall_s"]].sum()
+    assert (runs["train_epochs_total"] == sums["epochs"].loc[runs.index]).all()
+    assert (runs["images_seen"] == sums["images"].loc[runs.index]).all()
+    assert runs["train_wall_s"].to_numpy() == pytest.approx(sums["wall_s"].loc[runs.index].to_numpy())
+    assert (runs["train_epochs_total"] >= 3).all()  # round 0, the dense training, is in every total
+    targets = runs.groupby("experiment")[["target_metric", "target"]].first()
+    assert targets.loc["ilp"].tolist() == ["params", 60] and targets.loc["aap_params"].tolist() == ["params", 60]
+    assert targets.loc["aap_p"].isna().all()  # an accuracy target is no size target
+    summary = pd.read_csv(tables / "summary.csv").set_index("experiment")
+    assert (
+        summary.loc["aap_params", "train_epochs_total_mean"]
+        == runs.query("experiment == 'aap_params'")["train_epochs_total"].mean()
+    )
+
+    paired = pd.read_csv(tables / "paired.csv")
+    assert list(paired.columns) == ["model", "experiment", "baseline", "metric", "mean_diff", "ci_low", "ci_high",
+                                    "n_seeds"]  # fmt: skip
+    assert set(zip(paired["experiment"], paired["baseline"], strict=True)) == {
+        ("aap_params", "ilp"),
+        ("aap_params", "ilp_rewind0"),
+        ("aap_p", "aap_p_random_arch"),  # the matched control pairs with its reference
+    }
+    assert len(paired) == 15 and (paired["n_seeds"] == 2).all()
+    assert (paired["ci_low"] <= paired["mean_diff"]).all() and (paired["mean_diff"] <= paired["ci_high"]).all()
+    by_seed = runs.set_index(["experiment", "seed"])["test_top1"]
+    diff = paired.set_index(["baseline", "metric"]).loc[("ilp", "test_top1"), "mean_diff"]
+    assert diff == pytest.approx((by_seed["aap_params"] - by_seed["ilp"]).mean())
+
+    comparison = pd.read_csv(tables / "comparison.csv").query("experiment == 'aap_params'").set_index("role")
+    assert list(comparison.index) == ["strongest", "weakest"] and set(comparison["experiment"]) == {"aap_params"}
+    assert set(comparison["baseline"]) <= {"ilp", "ilp_rewind0"} and (comparison["baselines"] == 2).all()
+    val = {b: summary.loc[b, "val_top1_mean"] for b in ("ilp", "ilp_rewind0")}
+    assert comparison.loc["strongest", "baseline_val_top1_mean"] == max(val.values())
+    assert comparison.loc["weakest", "baseline_val_top1_mean"] == min(val.values())
+    assert (comparison["aap_test_drop_mean"] == summary.loc["aap_params", "test_drop_mean"]).all()
 
 
 def test_smoke_study_draws_the_figures(smoke):

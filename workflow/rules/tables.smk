@@ -10,7 +10,15 @@ rule tables:
     output:
         [
             f"{RESULTS}/tables/{name}.csv"
-            for name in ("rounds", "layers", "runs", "dense", "summary")
+            for name in (
+                "rounds",
+                "layers",
+                "runs",
+                "dense",
+                "summary",
+                "paired",
+                "comparison",
+            )
         ],
     log:
         f"{RESULTS}/logs/tables.log",

@@ -1,0 +1,43 @@
+"""The compute ledger of a training phase: images counted per batch, the same after a resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from prunebench.config import TrainConfig
+from prunebench.data import Batches, Split
+from prunebench.training import train_epochs
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _setup(tmp_path):
+    gen = torch.Generator().manual_seed(0)
+    split = Split(torch.randint(0, 256, (70, 1, 4, 4), dtype=torch.uint8, generator=gen), torch.arange(70) % 2)
+    batches = Batches(split, torch.tensor([0.5]), torch.tensor([0.25]), 32, torch.device("cpu"))  # 32 + 32 + 6
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    return model, batches, TrainConfig(epochs=3, batch_size=32, lr=0.1)
+
+
+def test_images_are_counted_per_batch_and_survive_a_resume(tmp_path):
+    model, batches, cfg = _setup(tmp_path)
+    whole = train_epochs(model, batches, cfg, range(1, 4), cfg.lr_at, (0, "t"), tmp_path / "a.pt", "h")
+    assert whole == 3 * 70  # the last, short batch of each epoch counts its 6 images
+
+    def kill_in_third_epoch(epoch, _model):
+        if epoch == 3:  # epochs 1 and 2 are checkpointed; epoch 3 was trained but is lost
+            raise Interrupted
+
+    model, batches, cfg = _setup(tmp_path)
+    args = (model, batches, cfg, range(1, 4), cfg.lr_at, (0, "t"), tmp_path / "b.pt", "h")
+    with pytest.raises(Interrupted):
+        train_epochs(*args, on_epoch_end=kill_in_third_epoch)
+    assert torch.load(tmp_path / "b.pt", weights_only=True)["images"] == 2 * 70
+    assert train_epochs(*args) == whole  # the resumed phase trains one epoch and reports all three
+    # A finished phase called again (a kill after its last epoch) trains nothing and still says 3.
+    assert train_epochs(*args) == whole
