@@ -1,6 +1,6 @@
 """ILP-Mean (AAP paper, Section 4.4): the L1 norm of a filter divided by its size, so that
 filters of layers with different fan-in compare fairly under the global ranking it is defined
-for (within one layer it orders filters exactly like ``ilp``)."""
+for (within one single-layer group it orders filters exactly like ``ilp``)."""
 
 from prunebench.methods import Method, ScoringContext
 from prunebench.scores import filter_l1

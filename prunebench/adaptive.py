@@ -39,8 +39,8 @@ silent or self-contradictory):
   Ties go to the earlier round. If no round qualifies, the result is the dense model and
   ``target_met`` is false.
 - T is in normalised units by default (``units: normalized``): the engine multiplies it by the
-  dense model's mean score times the number of groups, so T = 1 prunes, in a group of average
-  share, the channels scoring below the dense model's mean score, whatever the model and the
+  dense model's mean score divided by the mean w_i, so T = 1 prunes, in a group of average
+  weight, the channels scoring below the dense model's mean score, whatever the model and the
   score's scale. The paper's text gives lambda = 0.01 in the scores' own units, the authors'
   released scripts 1.0: neither is scale-free (on a CIFAR ResNet, raw T stayed below every
   attention score for a whole round budget). ``lambda0`` = 0.1 normalised units (T reaches the
@@ -127,7 +127,8 @@ class AdaptiveController:
         ok = self.objective.acceptable(record)
         self.acceptable[r] = ok
         if not ok and r == 1:
-            return Stop("round 1 (T = 0, the gentlest pruning) is not acceptable: no threshold is")
+            why = "already meets the target" if self.objective.feasible(record) else "misses the target"
+            return Stop(f"round 1 (T = 0, the gentlest pruning) {why}: no threshold can stay below it")
         if ok:
             self._accepted.append(r)
             if record.removed > 0 or decision.lam < self.lambda0:

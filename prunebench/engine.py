@@ -33,7 +33,7 @@ from prunebench.data import Loaders, dataset_info, make_loaders
 from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
 from prunebench.measure import complexity, latency_ms
-from prunebench.methods import Method, ScoringContext, make_method
+from prunebench.methods import Method, ScoringContext
 from prunebench.policies import (
     CountSelection,
     MatchedPolicy,
@@ -43,7 +43,7 @@ from prunebench.policies import (
     Step,
     Stop,
     ThresholdSelection,
-    make_policy,
+    resolve_prune,
 )
 from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_json, write_table
 from prunebench.selection import (
@@ -198,35 +198,26 @@ def resolve_rate(
     return hi, select_by_rate(scores, hi, sel.scope, min_channels)
 
 
-def threshold_scale(scores: dict[str, torch.Tensor], units: str) -> float:
+def threshold_weights(
+    weighting: tuple[str, ...], model: nn.Module, groups: list[surgery.ChannelGroup], example: torch.Tensor
+) -> dict[str, float]:
+    """AAP Section 3.3: w_i, the group's share of the remaining params or FLOPs (the mean of
+    the shares when both are named)."""
+    shares = [layer_weights(model, groups, example, by) for by in weighting]
+    return {g.name: sum(s[g.name] for s in shares) / len(shares) for g in groups}
+
+
+def threshold_scale(scores: dict[str, torch.Tensor], weights: dict[str, float], units: str) -> float:
     """What T is multiplied by before it meets the scores: 1 for ``raw`` units; for
-    ``normalized`` units the mean score over all channels times the number of groups, so that
-    T = 1 in a group of average share (w_i = 1 / groups) removes the channels scoring below the
-    mean. Computed from the dense model's scores (round 1) and fixed for the run."""
+    ``normalized`` units the mean score over all channels divided by the mean w_i, so that
+    T = 1 in a group of average weight removes the channels scoring below the mean. Computed
+    from the dense model (round 1) and fixed for the run."""
     if units == "raw":
         return 1.0
     mean = float(torch.cat(list(scores.values())).mean())
     if not mean > 0:
         raise RuntimeError(f"cannot normalise thresholds: the dense model's mean score is {mean}")
-    return mean * len(scores)
-
-
-def resolve_threshold(
-    sel: ThresholdSelection,
-    scale: float,
-    scores: dict[str, torch.Tensor],
-    model: nn.Module,
-    groups: list[surgery.ChannelGroup],
-    arch: surgery.Architecture,
-    min_channels: int,
-    device: torch.device,
-) -> dict[str, list[int]]:
-    """AAP Section 3.3: remove channels scoring <= T * scale * w_i, w_i the group's share of the
-    remaining params or FLOPs (the mean of the shares when both are named)."""
-    example = arch.example_input(device=device)
-    shares = [layer_weights(model, groups, example, by) for by in sel.weighting]
-    weights = {g.name: sum(s[g.name] for s in shares) / len(shares) for g in groups}
-    return select_by_threshold(scores, layer_aware_thresholds(sel.threshold * scale, weights), min_channels)
+    return mean * len(weights) / sum(weights.values())
 
 
 def reference_channels(cfg: Config, path: Path) -> dict[str, int]:
@@ -381,10 +372,9 @@ def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dic
 
 
 def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference: Path | None) -> dict[str, Any]:
+    method, policy = resolve_prune(cfg.prune)
+    policy_name = cfg.prune.policy
     run_hash = config_hash(cfg)
-    method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
-    policy_name = cfg.prune.policy or method.default_policy
-    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
     run_record = {"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}
     state_hash = run_hash
     if (matched := _bind_reference(cfg, policy, reference)) is not None:
@@ -518,10 +508,13 @@ def _round(
     scores = _score(method, model, groups, loaders, cfg, rnd)
     rate = scale = None
     if isinstance(step.selection, ThresholdSelection):
+        sel = step.selection
+        weights = threshold_weights(sel.weighting, model, groups, arch.example_input(device=device))
         # Round 1 scores the dense model: its scores fix the threshold units for the whole run.
-        scale = state.rounds[1]["threshold_scale"] if rnd > 1 else threshold_scale(scores, step.selection.units)
-        remove = resolve_threshold(step.selection, scale, scores, model, groups, arch, cfg.prune.min_channels, device)
-        how = f"threshold T={step.selection.threshold:.6g} (x {scale:.4g})"
+        scale = state.rounds[1]["threshold_scale"] if rnd > 1 else threshold_scale(scores, weights, sel.units)
+        thresholds = layer_aware_thresholds(sel.threshold * scale, weights)
+        remove = select_by_threshold(scores, thresholds, cfg.prune.min_channels)
+        how = f"threshold T={sel.threshold:.6g} (x {scale:.4g})"
     elif isinstance(step.selection, CountSelection):
         remove = select_by_count(scores, step.selection.keep)
         how = "the reference's channels per group"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from prunebench.errors import ConfigError
-from prunebench.methods import build_options
+from prunebench.methods import build_options, make_method
 
 METRICS = ("params", "flops")
 
@@ -47,8 +47,8 @@ class ThresholdSelection:
     """Remove channels scoring <= T * w_i (AAP's layer-aware threshold); w_i is the group's
     share of the remaining params or FLOPs, or the mean of both shares. ``units``:
     ``normalized`` expresses T in units of the dense model's mean score and w_i relative to
-    the mean group (the engine multiplies T by ``threshold_scale`` = mean dense score x number
-    of groups); ``raw`` compares T * w_i with the scores as they are (the paper's text)."""
+    the mean w (the engine multiplies T by ``threshold_scale`` = mean dense score / mean w);
+    ``raw`` compares T * w_i with the scores as they are (the paper's text)."""
 
     threshold: float
     weighting: tuple[str, ...]
@@ -185,15 +185,10 @@ class MatchedPolicy(Policy):
     @dataclass
     class Options:
         reference: str = ""  # the study experiment whose result architecture is matched (required)
-        # How the kept channels start: `rewind` = like every round under train.rewind (weights: the
-        # dense epoch-k weights of the kept channels and the LR schedule from k).
-        init: str = "rewind"
 
         def __post_init__(self) -> None:
             if not self.reference:
                 raise ValueError("reference must name the experiment whose result architecture is matched")
-            if self.init != "rewind":
-                raise ValueError(f"init must be 'rewind', got {self.init!r}")
 
     def __init__(self, options: MatchedPolicy.Options, max_rounds: int) -> None:
         super().__init__(options, max_rounds)
@@ -215,6 +210,19 @@ def all_policies() -> dict[str, type[Policy]]:
     from prunebench.adaptive import ADAPTIVE_POLICIES
 
     return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES, MatchedPolicy)}
+
+
+def resolve_prune(prune: Any) -> tuple[Any, Policy]:
+    """The method and policy of a ``PruneConfig``, which is filled in, in place, with what they
+    resolved: the method's default policy and every option's value, defaults and the method's
+    scope included. The config, and so its hash, then names what runs: a default that changes
+    between versions changes the hash instead of silently resuming or reusing old rounds."""
+    method = make_method(prune.method, prune.method_options, prune.methods_path)
+    prune.policy = prune.policy or method.default_policy
+    policy = make_policy(prune.policy, prune.policy_options, prune.max_rounds, method.scope)
+    prune.method_options = dataclasses.asdict(method.options)
+    prune.policy_options = dataclasses.asdict(policy.options)
+    return method, policy
 
 
 def make_policy(name: str, options: dict[str, Any], max_rounds: int, method_scope: str | None = None) -> Policy:

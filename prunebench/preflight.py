@@ -28,10 +28,10 @@ from prunebench import surgery
 from prunebench.adaptive import AdaptivePolicy
 from prunebench.config import Config, config_from_dict
 from prunebench.data import dataset_info, make_loaders
-from prunebench.engine import threshold_scale
+from prunebench.engine import threshold_scale, threshold_weights
 from prunebench.methods import ScoringContext, make_method
 from prunebench.policies import make_policy
-from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_threshold
+from prunebench.selection import layer_aware_thresholds, select_by_threshold
 from prunebench.study import dense_dir, experiment_models, merge, run_config
 from prunebench.training import seeded_generator
 
@@ -49,7 +49,7 @@ class Preview:
 
     @property
     def half(self) -> int:
-        return max(2, self.budget // 2)
+        return min(self.budget, max(2, self.budget // 2))
 
     @property
     def progress(self) -> float:
@@ -106,12 +106,11 @@ def preview(
         cache[score_key] = {g.name: scores[g.name].double().cpu() for g in groups}
     scores = cache[score_key]
     o = policy.options
-    scale = threshold_scale(scores, o.units)
     weighting = policy.objective().weighting
-    for by in weighting:
-        if (*key, by) not in cache:
-            cache[(*key, by)] = layer_weights(model, groups, arch.example_input(), by)
-    weights = {g.name: sum(cache[(*key, by)][g.name] for by in weighting) / len(weighting) for g in groups}
+    if (*key, weighting) not in cache:
+        cache[(*key, weighting)] = threshold_weights(weighting, model, groups, arch.example_input())
+    weights = cache[(*key, weighting)]
+    scale = threshold_scale(scores, weights, o.units)
     removed = []
     for r in range(1, cfg.prune.max_rounds + 1):
         thresholds = layer_aware_thresholds((r - 1) * o.lambda0 * scale, weights)

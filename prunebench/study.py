@@ -19,8 +19,7 @@ from typing import Any
 
 from prunebench.config import config_from_dict, dense_hash
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.methods import make_method
-from prunebench.policies import MatchedPolicy, make_policy
+from prunebench.policies import MatchedPolicy, resolve_prune
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
@@ -62,7 +61,12 @@ def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) ->
     cfg = merge(_model_base(study, model, seed), {k: v for k, v in exp.items() if k != "models"})
     # Latency is measured by the study's own `latency` job, alone on the machine; measured
     # inside training jobs it would depend on what else runs at the time.
-    return merge(cfg, {"name": f"{model}-{experiment}-seed{seed}", "measure": {"latency": False}})
+    cfg = merge(cfg, {"name": f"{model}-{experiment}-seed{seed}", "measure": {"latency": False}})
+    # The prune section as it runs (defaults and the method's scope filled in), so that a change
+    # of what runs reruns the job even where the study's text did not change.
+    parsed = config_from_dict(cfg)
+    resolve_prune(parsed.prune)
+    return merge(cfg, {"prune": parsed.to_dict()["prune"]})
 
 
 def dense_config(study: dict[str, Any], model: str, rewind_epoch: int, seed: int) -> dict[str, Any]:
@@ -144,9 +148,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 where = f"experiment {experiment!r} (model {model}, seed {seed})"
                 try:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
-                    method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
-                    policy_name = cfg.prune.policy or method.default_policy
-                    policy = make_policy(policy_name, cfg.prune.policy_options, cfg.prune.max_rounds, method.scope)
+                    policy = resolve_prune(cfg.prune)[1]
                     shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None

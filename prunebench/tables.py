@@ -105,8 +105,10 @@ def is_aap(method: str, policy: str) -> bool:
 def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     """Which baseline each AAP experiment is compared with: one row per (dataset, model,
     experiment, baseline). A baseline is a non-adaptive experiment (policy not ``aap_*``) of the
-    same dataset and model at the same size target (``target_metric``, ``target``), or one with
-    policy ``matched`` whose ``reference`` is the AAP experiment (whatever its target)."""
+    same dataset and model at the same size target (``target_metric``, ``target``) and with the
+    same rewind epoch (so rounds retrain as many epochs: an ablation of the schedule is no
+    baseline), or one with policy ``matched`` whose ``reference`` is the AAP experiment
+    (whatever its target)."""
     keys = ["dataset", "model", "experiment"]
     experiments = runs.drop_duplicates(keys)
     if "reference" not in experiments:
@@ -123,6 +125,7 @@ def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
                     pd.notna(a.target_metric)
                     and b.target_metric == a.target_metric
                     and math.isclose(float(b.target), float(a.target))
+                    and getattr(b, "rewind_epoch", None) == getattr(a, "rewind_epoch", None)
                 )
                 matched = b.policy == "matched" and b.reference == a.experiment
                 if same_target or matched:
@@ -210,7 +213,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         r = pd.read_csv(d / "rounds.csv")
         summary = json.loads((d / "summary.json").read_text())
         run = json.loads((d / "run.json").read_text())
-        prune = yaml.safe_load((d / "config.yaml").read_text())["prune"]
+        config = yaml.safe_load((d / "config.yaml").read_text())
         r.insert(1, "experiment", _experiment(d))
         rounds.append(r)
         layers.append(pd.read_csv(d / "layers.csv"))
@@ -223,7 +226,8 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "rounds": summary["rounds"],
                 "rollbacks_total": summary["rollbacks"],
                 **_ledger(r),
-                **_target_columns(final["policy"], prune),
+                **_target_columns(final["policy"], config["prune"]),
+                "rewind_epoch": config["train"]["rewind_epoch"],
             }
         )
         dense_dir = Path(run["dense_dir"])

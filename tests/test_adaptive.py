@@ -46,7 +46,7 @@ def test_rollback_halves_lambda_per_rollback_then_gives_the_round_up():
     assert [i["lambda"] for i in info[5:8]] == [0.005, 0.0025, 0.00125]
     assert history[8].base_round == 2 and t[8] == pytest.approx(0.01 + 0.01 / 2)
     assert t[9] == pytest.approx(0.02) and info[9]["acceptable"]  # continues from r8 with lambda 0.005
-    assert policy.final_round(history) == 9  # the last acceptable round
+    assert policy.final_round(history) == 9  # the largest cut within the target
 
 
 def test_converges_when_size_stops_changing():
@@ -68,6 +68,7 @@ def test_failed_round_one_stops_at_once_and_keeps_the_dense_model():
     size = make_policy("aap_params", {"target": 5.0}, max_rounds=50)
     history, reason, _ = drive(size, lambda r, s: (0.3, 10.0, 5.0))
     assert len(history) == 2 and size.final_round(history) == 1 and size.meets_target(history[1])
+    assert "already meets the target" in reason
 
 
 def test_convergence_is_not_reset_by_failed_rounds():

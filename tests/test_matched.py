@@ -60,7 +60,7 @@ def test_matched_policy_is_one_round_from_the_dense_model():
     done = RoundRecord(1, 0, 80.0, 50.0, 1.0, 500)
     assert isinstance(policy.next_step([dense, done]), Stop)
     assert policy.final_round([dense, done]) == 1 and policy.meets_target(done) and not policy.meets_target(dense)
-    for options, message in [({}, "reference must name"), ({"reference": "x", "init": "scratch"}, "init must be")]:
+    for options, message in [({}, "reference must name"), ({"reference": "x", "init": "scratch"}, "has no option")]:
         with pytest.raises(ConfigError, match=message):
             make_policy("matched", options, max_rounds=30)
 

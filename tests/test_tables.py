@@ -34,7 +34,9 @@ EXPERIMENTS = {
     "aap_params60_b": ("aap", "aap_params", "params", 60.0, None),  # adaptive: never a baseline
     "ilp_adaptive": ("ilp", "aap_params", "params", 60.0, None),  # adaptive, but not AAP's scores
     "l1_matched": ("l1", "matched", None, None, "aap_p"),  # AAP-P's channel counts
+    "iap_rewind4": ("aap", "iterative", "params", 60.0, None),  # another schedule: no baseline
 }
+REWIND_EPOCH = {"iap_rewind4": 4}  # the others rewind to epoch 6
 
 
 def run_rows(values: dict[str, dict[int, dict[str, float]]], model: str = "lenet5") -> pd.DataFrame:
@@ -54,6 +56,7 @@ def run_rows(values: dict[str, dict[int, dict[str, float]]], model: str = "lenet
                     "target_metric": metric,
                     "target": target,
                     "reference": reference,
+                    "rewind_epoch": REWIND_EPOCH.get(experiment, 6),
                     **{m: 0.0 for m in ("params_reduction", "flops_reduction", "val_top1", "test_top1")},
                     **{m: 0.0 for m in ("val_drop", "test_drop", "train_epochs_total", "images_seen", "train_wall_s")},
                     **metrics,
