@@ -140,15 +140,30 @@ def _per_seed(runs: pd.DataFrame, dataset: str, model: str, experiment: str) -> 
     return mine.set_index("seed")
 
 
+def inherit_reference_targets(runs: pd.DataFrame) -> pd.DataFrame:
+    """A ``matched`` run meets its target only where its reference run (same dataset, model and
+    seed) met its own: the architecture of a search that failed is no result to control for."""
+    if "reference" not in runs or not (runs["policy"] == "matched").any():
+        return runs
+    met = runs.set_index(["dataset", "model", "experiment", "seed"])["target_met"].astype(bool)
+    out = runs.copy()
+    for i, r in out[out["policy"] == "matched"].iterrows():
+        ref = met.get((r["dataset"], r["model"], r["reference"], r["seed"]), False)
+        out.at[i, "target_met"] = bool(r["target_met"]) and bool(ref)
+    return out
+
+
 def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     """``paired.csv``: for every pair of ``experiment_pairs``, per metric of ``PAIRED_METRICS``,
-    the mean over the seeds both have of AAP minus baseline, and its 95 % t-interval
-    (mean +- t95(n - 1) * sd / sqrt(n); NaN bounds with one seed). Pairs without a common seed
-    are left out."""
+    the mean over the seeds where both runs met their targets of AAP minus baseline, and its
+    95 % t-interval (mean +- t95(n - 1) * sd / sqrt(n); NaN bounds with one seed). A run that
+    missed its target kept the dense model (or another size): comparing it would compare sizes,
+    not methods. Pairs without such a common seed are left out."""
     rows = []
+    met = runs[runs["target_met"].astype(bool)]
     for p in experiment_pairs(runs).itertuples():
-        a = _per_seed(runs, p.dataset, p.model, p.experiment)
-        b = _per_seed(runs, p.dataset, p.model, p.baseline)
+        a = _per_seed(met, p.dataset, p.model, p.experiment)
+        b = _per_seed(met, p.dataset, p.model, p.baseline)
         seeds = sorted(set(a.index) & set(b.index))
         if not seeds:
             continue
@@ -162,27 +177,39 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """``summary.csv``: per experiment, the number of seeds, its size target and the mean and std
-    over seeds of ``SUMMARY_METRICS``."""
+    """``summary.csv``: per experiment, the number of seeds, how many met their target, its size
+    target and the mean and std over seeds of ``SUMMARY_METRICS``."""
     keys = ["dataset", "model", "experiment", "method", "policy"]
     grouped = runs.groupby(keys, sort=True)
     stats = grouped[SUMMARY_METRICS].agg(["mean", "std"])
     stats.columns = [f"{m}_{stat}" for m, stat in stats.columns]
-    head = grouped.agg(seeds=("seed", "size"), target_metric=("target_metric", "first"), target=("target", "first"))
+    head = grouped.agg(
+        seeds=("seed", "size"),
+        target_met=("target_met", "sum"),
+        target_metric=("target_metric", "first"),
+        target=("target", "first"),
+    )
     return head.join(stats).reset_index()
 
 
-def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     """``comparison.csv``: per AAP experiment with baselines (``experiment_pairs``), two rows,
     ``role`` strongest and weakest: the baseline with the highest and the lowest MEAN VALIDATION
     top-1 over its seeds (ties: the first by name), the AAP experiment's means (``aap_*``) beside
-    that baseline's (``baseline_*``). Test accuracy never chooses; it is only reported."""
+    that baseline's (``baseline_*``). Test accuracy never chooses; it is only reported. Means
+    are over the runs that met their targets (``*_seeds`` counts them): a baseline with none is
+    no candidate, and an AAP experiment with none gets NaN means."""
     keys = ["dataset", "model", "experiment"]
-    means = summary.set_index(keys)
+    means = summary_table(runs[runs["target_met"].astype(bool)]).set_index(keys)
+    targets = runs.drop_duplicates(keys).set_index(keys)
     rows = []
     for (dataset, model, experiment), pairs in experiment_pairs(runs).groupby(keys, sort=True):
-        aap = means.loc[(dataset, model, experiment)]
-        candidates = means.loc[[(dataset, model, b) for b in sorted(pairs["baseline"])]]
+        key = (dataset, model, experiment)
+        aap = means.loc[key] if key in means.index else pd.Series({"seeds": 0}, dtype=object)
+        met = [(dataset, model, b) for b in sorted(pairs["baseline"]) if (dataset, model, b) in means.index]
+        if not met:
+            continue
+        candidates = means.loc[met]
         by_val = candidates["val_top1_mean"]
         chosen = {"strongest": by_val.idxmax(), "weakest": by_val.idxmin()}
         for role, index in chosen.items():
@@ -192,14 +219,14 @@ def comparison_table(summary: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
                     "dataset": dataset,
                     "model": model,
                     "experiment": experiment,
-                    "target_metric": aap["target_metric"],
-                    "target": aap["target"],
+                    "target_metric": targets.loc[key, "target_metric"],
+                    "target": targets.loc[key, "target"],
                     "role": role,
                     "baseline": index[2],
                     "baselines": len(candidates),
                     "aap_seeds": aap["seeds"],
                     "baseline_seeds": base["seeds"],
-                    **{f"aap_{c}": aap[c] for c in COMPARED},
+                    **{f"aap_{c}": aap.get(c, math.nan) for c in COMPARED},
                     **{f"baseline_{c}": base[c] for c in COMPARED},
                 }
             )
@@ -248,7 +275,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "wall_s": record["wall_s"],
                 "dense_dir": str(dense_dir),
             }
-    runs_df = pd.DataFrame(runs)
+    runs_df = inherit_reference_targets(pd.DataFrame(runs))
     summary = summary_table(runs_df)
     out.mkdir(parents=True, exist_ok=True)
     return [
@@ -258,7 +285,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         _write(pd.DataFrame(list(dense.values())), out / "dense.csv"),
         _write(summary, out / "summary.csv"),
         _write(paired_table(runs_df), out / "paired.csv"),
-        _write(comparison_table(summary, runs_df), out / "comparison.csv"),
+        _write(comparison_table(runs_df), out / "comparison.csv"),
     ]
 
 

@@ -15,6 +15,7 @@ from prunebench.tables import (
     T95,
     comparison_table,
     experiment_pairs,
+    inherit_reference_targets,
     paired_table,
     size_target,
     summary_table,
@@ -57,6 +58,7 @@ def run_rows(values: dict[str, dict[int, dict[str, float]]], model: str = "lenet
                     "target": target,
                     "reference": reference,
                     "rewind_epoch": REWIND_EPOCH.get(experiment, 6),
+                    "target_met": True,
                     **{m: 0.0 for m in ("params_reduction", "flops_reduction", "val_top1", "test_top1")},
                     **{m: 0.0 for m in ("val_drop", "test_drop", "train_epochs_total", "images_seen", "train_wall_s")},
                     **metrics,
@@ -146,7 +148,7 @@ def test_the_strongest_baseline_is_chosen_by_validation_not_test_accuracy():
             "ilp90": {s: {"val_top1": 99.0, "test_top1": 99.0} for s in (0, 1)},  # another target
         }
     )
-    table = comparison_table(summary_table(runs), runs)
+    table = comparison_table(runs)
     assert list(table.columns) == COMPARISON_COLUMNS
     by_role = table.set_index("role")
     assert len(table) == 2 and set(table["experiment"]) == {"aap_params60"} and (table["baselines"] == 3).all()
@@ -165,3 +167,31 @@ def test_summary_carries_the_target_and_the_ledger():
     assert row["seeds"] == 2 and row["target_metric"] == "params" and row["target"] == 60
     assert row["train_epochs_total_mean"] == 5.5 and row["images_seen_mean"] == 550
     assert row["train_epochs_total_std"] == pytest.approx(np.std([5, 6], ddof=1))
+
+
+def test_runs_that_missed_their_target_are_not_compared():
+    # AAP seed 1 missed the target (it kept the dense model): only seed 0 is a pair; l1 met on no
+    # seed, so it is no candidate for the strongest baseline either.
+    runs = run_rows(
+        {
+            "aap_params60": {
+                0: {"test_top1": 80.0, "val_top1": 80.0, "test_drop": 2.0},
+                1: {"test_top1": 90.0, "test_drop": 0.0, "target_met": False},
+            },
+            "ilp": {s: {"test_top1": 70.0, "val_top1": 70.0} for s in (0, 1)},
+            "l1": {s: {"test_top1": 99.0, "val_top1": 99.0, "target_met": False} for s in (0, 1)},
+        }
+    )
+    paired = paired_table(runs).set_index(["baseline", "metric"])
+    assert paired.loc[("ilp", "test_top1"), "n_seeds"] == 1 and paired.loc[("ilp", "test_top1"), "mean_diff"] == 10
+    assert "l1" not in paired.index.get_level_values(0)
+    table = comparison_table(runs).set_index("role")
+    assert (table["baseline"] == "ilp").all() and (table["baselines"] == 1).all()
+    assert (table["aap_seeds"] == 1).all() and (table["aap_test_drop_mean"] == 2.0).all()
+    assert summary_table(runs).set_index("experiment").loc["aap_params60", "target_met"] == 1
+
+
+def test_a_matched_run_meets_its_target_only_where_its_reference_did():
+    runs = run_rows({"aap_p": {0: {}, 1: {"target_met": False}}, "l1_matched": {0: {}, 1: {}}})
+    met = inherit_reference_targets(runs).set_index(["experiment", "seed"])["target_met"]
+    assert met[("l1_matched", 0)] and not met[("l1_matched", 1)] and met[("aap_p", 0)]
