@@ -59,12 +59,20 @@ def tradeoff(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models, strict=True):
         mine = runs[runs["model"] == model]
-        for i, (experiment, group) in enumerate(mine.groupby("experiment", sort=True)):
+        for i, (experiment, runs_of) in enumerate(mine.groupby("experiment", sort=True)):
             color = plt.get_cmap("tab20")(i % 20)  # studies have more experiments than tab10's colours
+            # A run that missed its target kept another size (often the dense model): it is no
+            # point of the trade-off; the legend says how many seeds are left out.
+            group = runs_of[runs_of["target_met"].astype(bool)]
+            missed = len(runs_of) - len(group)
+            label = f"{experiment} (n={len(group)}" + (f", {missed} missed the target)" if missed else ")")
             if (group["policy"] == "iterative").all():
                 path = rounds[(rounds["model"] == model) & (rounds["experiment"] == experiment)]
                 path = path.groupby("round")[["params_reduction", "test_drop"]].mean()
                 ax.plot(path["params_reduction"], path["test_drop"], color=color, alpha=0.4, lw=1)
+            if group.empty:
+                ax.plot([], [], "x", color=color, label=label)
+                continue
             ax.errorbar(
                 group["params_reduction"].mean(),
                 group["test_drop"].mean(),
@@ -72,7 +80,7 @@ def tradeoff(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
                 yerr=group["test_drop"].std() if len(group) > 1 else None,
                 fmt="o",
                 color=color,
-                label=f"{experiment} (n={len(group)})",
+                label=label,
                 capsize=2,
             )
         ax.axhline(0, color="grey", lw=0.5)
