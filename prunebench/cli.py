@@ -87,25 +87,23 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
-    import yaml
-
-    from prunebench.preflight import MIN_PROGRESS, preflight
+    from prunebench.config import config_from_dict, read_config
+    from prunebench.preflight import preflight, preview, report
     from prunebench.study import check_study
 
-    study = yaml.safe_load(Path(args.study).read_text())
-    check_study(study)
-    failed = 0
-    for p in preflight(study):
-        shown = " ".join(str(n) for n in p.removed[: args.show])
-        verdict = "ok" if p.ok else f"FAIL: < {MIN_PROGRESS:.0%} beyond round 1 by round {p.half}"
-        print(
-            f"{p.model:<14} {p.experiment:<26} dense {p.dense:<11} removed by rounds 1..{min(args.show, p.budget)} "
-            f"of {p.budget}: {shown} (of {p.channels}); by round {p.half}: +{p.progress:.0%}  {verdict}"
-        )
-        failed += not p.ok
-    if failed:
-        print(f"{failed} AAP experiment(s) would not prune within their round budget: raise lambda0 or max_rounds")
-    return 1 if failed else 0
+    raw = read_config(args.config)
+    if "experiments" in raw:  # a study: every AAP experiment x model, first seed
+        check_study(raw)
+        previews = preflight(raw)
+    else:  # one run's config, scored on the dense model in --dense (the workflow's preflight jobs)
+        dense = Path(args.dense) / "dense.pt" if args.dense else None
+        previews = [preview(config_from_dict(raw, args.set), dense)]
+    text = report(previews, args.show)
+    print(text, end="")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
+    return 0 if all(p.ok for p in previews) else 1
 
 
 def _cmd_methods(args: argparse.Namespace) -> None:
@@ -242,8 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     pre = sub.add_parser(
         "preflight", help="check that a study's AAP thresholds reach the dense models' scores within the budget"
     )
-    pre.add_argument("study", help="study config (YAML)")
+    pre.add_argument("config", help="a study config, or one AAP run's config; - reads standard input")
+    pre.add_argument("--dense", help="a run config's dense model directory (else an initialised model is scored)")
+    pre.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a run config key")
     pre.add_argument("--show", type=int, default=8, help="rounds to show per experiment")
+    pre.add_argument("--out", help="also write the report to this file")
     pre.set_defaults(func=_cmd_preflight)
 
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")

@@ -236,13 +236,22 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) ->
     return _build(Config, raw, "")
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
-    """A config from a YAML (or JSON) file, or from standard input when ``path`` is ``-``."""
+def read_config(path: str | os.PathLike) -> dict[str, Any]:
+    """The mapping in a YAML or JSON file, or in standard input when ``path`` is ``-``. JSON is
+    parsed as JSON: PyYAML (YAML 1.1) would read its numbers like 1e-06 as strings."""
     try:
         text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
     except FileNotFoundError as e:
         raise ConfigError(f"config file {path} does not exist") from e
-    return config_from_dict(yaml.safe_load(text) or {}, overrides)
+    try:
+        return json.loads(text) or {}
+    except json.JSONDecodeError:
+        return yaml.safe_load(text) or {}
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:
+    """A config from a YAML (or JSON) file, or from standard input when ``path`` is ``-``."""
+    return config_from_dict(read_config(path), overrides)
 
 
 _MACHINE_KEYS = {

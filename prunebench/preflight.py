@@ -29,6 +29,7 @@ from prunebench.adaptive import AdaptivePolicy
 from prunebench.config import Config, config_from_dict
 from prunebench.data import dataset_info, make_loaders
 from prunebench.engine import threshold_scale, threshold_weights
+from prunebench.errors import ConfigError
 from prunebench.methods import ScoringContext, make_method
 from prunebench.policies import make_policy
 from prunebench.selection import layer_aware_thresholds, select_by_threshold
@@ -81,19 +82,16 @@ def _dense(cfg: Config, dense_path: Path | None, batch_size: int) -> tuple[Any, 
     return arch, model.eval(), groups, batch, which
 
 
-def preview(
-    cfg_dict: dict[str, Any], dense_path: Path | None, batch_size: int = 8, cache: dict | None = None
-) -> tuple[list[int], int, str]:
-    """Channels removed (cumulative) by the thresholds of the first ``max_rounds`` rounds of
-    the AAP run ``cfg_dict`` if every round were acceptable, the number of prunable channels, and
-    which dense model was scored (``initialised`` ones on ``batch_size`` normal inputs).
-    ``cache`` keeps dense models and scores between calls."""
+def preview(cfg: Config, dense_path: Path | None, batch_size: int = 8, cache: dict | None = None) -> Preview:
+    """The channels removed (cumulative) by the thresholds of the first ``max_rounds`` rounds of
+    the AAP run ``cfg`` if every round were acceptable, scoring the dense model at
+    ``dense_path`` (else an initialised one on ``batch_size`` normal inputs). ``cache`` keeps
+    dense models and scores between calls."""
     cache = {} if cache is None else cache
-    cfg = config_from_dict(cfg_dict)
     method = make_method(cfg.prune.method, cfg.prune.method_options, cfg.prune.methods_path)
     policy = make_policy(cfg.prune.policy or method.default_policy, cfg.prune.policy_options, cfg.prune.max_rounds)
     if not isinstance(policy, AdaptivePolicy):
-        raise ValueError(f"{cfg.name}: policy {policy.name!r} has no thresholds to preview")
+        raise ConfigError(f"{cfg.name}: policy {policy.name!r} has no thresholds to preview (AAP policies only)")
     key = (cfg.model.name, str(dense_path))
     if key not in cache:
         cache[key] = _dense(cfg, dense_path, batch_size)
@@ -116,7 +114,25 @@ def preview(
         thresholds = layer_aware_thresholds((r - 1) * o.lambda0 * scale, weights)
         chosen = select_by_threshold(scores, thresholds, cfg.prune.min_channels)
         removed.append(sum(len(v) for v in chosen.values()))
-    return removed, sum(g.size for g in groups), which
+    return Preview(cfg.model.name, cfg.name, which, len(removed), removed, sum(g.size for g in groups))
+
+
+def report(previews: list[Preview], show: int = 8) -> str:
+    """One line per preview and, when some fail, what to do."""
+    lines = []
+    for p in previews:
+        shown = " ".join(str(n) for n in p.removed[:show])
+        verdict = "ok" if p.ok else f"FAIL: < {MIN_PROGRESS:.0%} beyond round 1 by round {p.half}"
+        lines.append(
+            f"{p.model:<14} {p.experiment:<26} dense {p.dense:<11} removed by rounds 1..{min(show, p.budget)} "
+            f"of {p.budget}: {shown} (of {p.channels}); by round {p.half}: +{p.progress:.0%}  {verdict}"
+        )
+    failed = sum(not p.ok for p in previews)
+    if failed:
+        lines.append(
+            f"{failed} AAP experiment(s) would not prune within their round budget: raise lambda0 or max_rounds"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def _default_policy(prune: Any) -> str:
@@ -136,8 +152,6 @@ def preflight(study: dict[str, Any]) -> list[Preview]:
             policy = make_policy(prune.policy or _default_policy(prune), prune.policy_options, 1)
             if not isinstance(policy, AdaptivePolicy):
                 continue
-            k = parsed.train.rewind_epoch
-            path = Path(dense_dir(study["results"], model, k, seed)) / "dense.pt"
-            removed, channels, which = preview(cfg, path, cache=cache)
-            out.append(Preview(model, experiment, which, len(removed), removed, channels))
+            path = Path(dense_dir(study["results"], model, parsed.train.rewind_epoch, seed)) / "dense.pt"
+            out.append(preview(parsed, path, cache=cache))
     return out

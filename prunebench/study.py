@@ -17,6 +17,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from prunebench.adaptive import AdaptivePolicy
 from prunebench.config import config_from_dict, dense_hash
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.policies import MatchedPolicy, resolve_prune
@@ -39,6 +40,7 @@ class Run:
     seed: int
     rewind_epoch: int
     reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
+    adaptive: bool = False  # an AAP policy: its thresholds are checked first (`prunebench preflight`)
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +157,8 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 if dense_hash(cfg) != dense_hash(shared):  # a guard: check_keys should make this impossible
                     raise ConfigError(f"{where}: the experiment changes the dense model")
                 reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
-                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference))
+                adaptive = isinstance(policy, AdaptivePolicy)
+                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference, adaptive))
     _check_references(study, runs)
     return runs
 

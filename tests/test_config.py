@@ -46,3 +46,12 @@ def test_hashes_ignore_machine_settings_and_dense_ignores_pruning():
     c = config_from_dict({"prune": {"method": "aap"}})
     assert dense_hash(a) == dense_hash(c) and config_hash(a) != config_hash(c)
     assert dense_hash(a) != dense_hash(config_from_dict({"seed": 1}))
+
+
+def test_json_configs_keep_their_exponent_numbers(tmp_path):
+    # The workflow pipes each job's config as JSON; YAML 1.1 would read 1e-06 as a string.
+    from prunebench.config import read_config
+
+    path = tmp_path / "c.json"
+    path.write_text('{"prune": {"policy_options": {"lambda0": 1e-06}}}')
+    assert read_config(path)["prune"]["policy_options"]["lambda0"] == 1e-06

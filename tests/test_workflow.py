@@ -47,6 +47,32 @@ def smoke(tmp_path_factory):
     return tmp, config
 
 
+def test_aap_runs_wait_for_a_preflight_on_the_trained_dense_model(smoke):
+    tmp, _ = smoke
+    checks = sorted((tmp / "results" / "preflight" / "lenet5").glob("*.txt"))
+    assert [p.stem for p in checks] == ["aap_p", "aap_params"]  # the AAP experiments, not ilp or matched
+    for p in checks:
+        text = p.read_text()
+        assert "dense trained" in text and text.rstrip().endswith("ok")
+        # Round 1 of the real run (seed 0, T = 0) removed what the preview's round 1 did.
+        rounds = pd.read_csv(tmp / f"results/runs/lenet5/{p.stem}/seed0/rounds.csv")
+        first = int(text.split("of 4: ")[1].split()[0])
+        assert rounds.loc[rounds["round"] == 1, "removed"].item() == first
+
+
+def test_a_study_whose_thresholds_cannot_prune_stops_before_its_aap_runs(tmp_path):
+    config = study(tmp_path, "smoke")
+    cfg = yaml.safe_load(config.read_text())
+    cfg["experiments"] = {"raw": cfg["experiments"]["aap_p"]}
+    cfg["experiments"]["raw"]["prune"]["policy_options"] = {"target": 5.0, "lambda0": 1e-6, "units": "raw"}
+    cfg["seeds"] = [0]
+    config.write_text(yaml.safe_dump(cfg))
+    done = snakemake(tmp_path, config)
+    assert done.returncode != 0
+    assert "FAIL" in (tmp_path / "results/logs/preflight/lenet5-raw.log").read_text()
+    assert not (tmp_path / "results/runs/lenet5/raw/seed0/rounds.csv").exists()
+
+
 def test_smoke_study_writes_the_tables(smoke):
     tmp, _ = smoke
     tables = tmp / "results" / "tables"

@@ -22,6 +22,8 @@ THREADS = config["threads"]
 GPUS = 1 if config["gpu"] else 0
 REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
 REFERENCE = {(r.model, r.experiment, r.seed): r.reference for r in RUNS}
+ADAPTIVE = {(r.model, r.experiment, r.seed): r.adaptive for r in RUNS}
+FIRST_SEED = config["seeds"][0]
 
 
 def dense_dir(model, rewind_epoch, seed):
@@ -45,6 +47,21 @@ def reference_of_run(wildcards):
         if ref
         else []
     )
+
+
+def preflight_of_run(wildcards):
+    """AAP runs wait for the check of their experiment's thresholds on a trained dense model."""
+    adaptive = ADAPTIVE[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
+    return (
+        f"{RESULTS}/preflight/{wildcards.model}/{wildcards.experiment}.txt"
+        if adaptive
+        else []
+    )
+
+
+def dense_of_preflight(wildcards):
+    k = REWIND_EPOCH[(wildcards.model, wildcards.experiment, FIRST_SEED)]
+    return os.path.join(dense_dir(wildcards.model, k, FIRST_SEED), "dense.json")
 
 
 def as_json(d):

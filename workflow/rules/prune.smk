@@ -1,12 +1,36 @@
 # One job per pruning run. Its per-round state lives in <run>/state, which is not a declared
 # output, so an interrupted job resumes after its last finished round. A `matched` run also
-# takes its reference run's final.pt (--reference).
+# takes its reference run's final.pt (--reference). AAP runs first wait for `preflight`.
+
+
+# Per model x AAP experiment, on the first seed's trained dense model: do the thresholds of the
+# first rounds remove channels? A failure stops the study before its AAP runs spend their budget.
+rule preflight:
+    input:
+        dense=dense_of_preflight,
+    output:
+        f"{RESULTS}/preflight/{{model}}/{{experiment}}.txt",
+    log:
+        f"{RESULTS}/logs/preflight/{{model}}-{{experiment}}.log",
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    params:
+        machine=machine_args,
+        config=lambda wc: as_json(
+            study.run_config(config, wc.model, wc.experiment, FIRST_SEED)
+        ),
+        dense=lambda wc, input: os.path.dirname(input.dense),
+    shell:
+        "echo {params.config:q} | prunebench preflight - --dense {params.dense:q}"
+        " --set train.threads={threads} {params.machine} --out {output:q} > {log:q} 2>&1"
 
 
 rule prune:
     input:
         dense=dense_of_run,
         reference=reference_of_run,
+        preflight=preflight_of_run,
     output:
         rounds=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/rounds.csv",
         layers=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/layers.csv",
