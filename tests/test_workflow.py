@@ -28,9 +28,14 @@ def snakemake(workdir: Path, configfile: Path, *args: str) -> subprocess.Complet
     return subprocess.run(snakemake_cmd(workdir, configfile, *args), capture_output=True, text=True, timeout=600)
 
 
+# A results directory with a space, beside a file named like its first word: a shell command
+# that leaves a path unquoted breaks the run or overwrites that file.
+RESULTS = "my results"
+
+
 def study(tmp: Path, name: str, edit=None) -> Path:
     cfg = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
-    cfg["results"] = str(tmp / "results")
+    cfg["results"] = str(tmp / RESULTS)
     if edit:
         edit(cfg)
     path = tmp / f"{name}.yaml"
@@ -42,20 +47,22 @@ def study(tmp: Path, name: str, edit=None) -> Path:
 def smoke(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("smoke")
     config = study(tmp, "smoke")
+    (tmp / "my").write_text("notes")
     done = snakemake(tmp, config)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp / "my").read_text() == "notes"
     return tmp, config
 
 
 def test_aap_runs_wait_for_a_preflight_on_the_trained_dense_model(smoke):
     tmp, _ = smoke
-    checks = sorted((tmp / "results" / "preflight" / "lenet5").glob("*.txt"))
+    checks = sorted((tmp / RESULTS / "preflight" / "lenet5").glob("*.txt"))
     assert [p.stem for p in checks] == ["aap_p", "aap_params"]  # the AAP experiments, not ilp or matched
     for p in checks:
         text = p.read_text()
         assert "dense trained" in text and text.rstrip().endswith("ok")
         # Round 1 of the real run (seed 0, T = 0) removed what the preview's round 1 did.
-        rounds = pd.read_csv(tmp / f"results/runs/lenet5/{p.stem}/seed0/rounds.csv")
+        rounds = pd.read_csv(tmp / RESULTS / f"runs/lenet5/{p.stem}/seed0/rounds.csv")
         first = int(text.split("of 4: ")[1].split()[0])
         assert rounds.loc[rounds["round"] == 1, "removed"].item() == first
 
@@ -69,13 +76,13 @@ def test_a_study_whose_thresholds_cannot_prune_stops_before_its_aap_runs(tmp_pat
     config.write_text(yaml.safe_dump(cfg))
     done = snakemake(tmp_path, config)
     assert done.returncode != 0
-    assert "FAIL" in (tmp_path / "results/logs/preflight/lenet5-raw.log").read_text()
-    assert not (tmp_path / "results/runs/lenet5/raw/seed0/rounds.csv").exists()
+    assert "FAIL" in (tmp_path / RESULTS / "logs/preflight/lenet5-raw.log").read_text()
+    assert not (tmp_path / RESULTS / "runs/lenet5/raw/seed0/rounds.csv").exists()
 
 
 def test_smoke_study_writes_the_tables(smoke):
     tmp, _ = smoke
-    tables = tmp / "results" / "tables"
+    tables = tmp / RESULTS / "tables"
     runs = pd.read_csv(tables / "runs.csv")
     assert len(runs) == 10
     assert set(runs["experiment"]) == {"ilp", "aap_p", "aap_p_random_arch", "aap_params", "ilp_rewind0"}
@@ -94,7 +101,7 @@ def test_smoke_study_writes_the_tables(smoke):
 
 def test_matched_runs_keep_their_reference_architecture(smoke):
     tmp, _ = smoke
-    results = tmp / "results"
+    results = tmp / RESULTS
     runs = pd.read_csv(results / "tables" / "runs.csv").set_index(["experiment", "seed"])
     matched, reference = runs.loc["aap_p_random_arch"], runs.loc["aap_p"]
     assert (matched["policy"] == "matched").all() and (matched["method"] == "random").all()
@@ -107,7 +114,7 @@ def test_matched_runs_keep_their_reference_architecture(smoke):
 
 def test_smoke_study_counts_compute_and_pairs_aap_with_its_baselines(smoke):
     tmp, _ = smoke
-    tables = tmp / "results" / "tables"
+    tables = tmp / RESULTS / "tables"
     rounds, runs = pd.read_csv(tables / "rounds.csv"), pd.read_csv(tables / "runs.csv").set_index("run_id")
     # Every epoch is one pass over the 400 training images (a round that removes nothing: 0 epochs).
     assert (rounds["images"] == rounds["epochs"] * 400).all()
@@ -149,7 +156,7 @@ def test_smoke_study_counts_compute_and_pairs_aap_with_its_baselines(smoke):
 
 def test_smoke_study_draws_the_figures(smoke):
     tmp, _ = smoke
-    figures = tmp / "results" / "figures"  # the default place: <results>/figures
+    figures = tmp / RESULTS / "figures"  # the default place: <results>/figures
     names = {p.name for p in figures.iterdir()}
     assert names == {f"{n}.{e}" for n in ("tradeoff", "adaptive", "layers", "speedup") for e in ("pdf", "png")}
     assert all((figures / n).stat().st_size > 5000 for n in names)
@@ -209,7 +216,7 @@ def test_bad_studies_are_refused_before_any_job(tmp_path, edit, message):
     result = snakemake(tmp_path, study(tmp_path, "bad", edit), "-n")
     assert result.returncode != 0
     assert re.search(message, result.stdout + result.stderr), (result.stdout + result.stderr)[-2000:]
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / RESULTS).exists()
 
 
 def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
@@ -220,7 +227,7 @@ def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
         }
 
     config = study(tmp_path, "kill", one_long_run)
-    results = tmp_path / "results"
+    results = tmp_path / RESULTS
     state = results / "runs/lenet5/ilp/seed0/state"
     proc = subprocess.Popen(snakemake_cmd(tmp_path, config), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

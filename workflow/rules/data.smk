@@ -12,4 +12,4 @@ rule data:
         machine=machine_args,
         config=as_json(DATA),
     shell:
-        "echo {params.config:q} | prunebench data - --out {output} {params.machine} > {log} 2>&1"
+        "echo {params.config:q} | prunebench data - --out {output:q} {params.machine} > {log:q} 2>&1"

@@ -21,4 +21,4 @@ rule figures:
         tables=lambda wc, input: os.path.dirname(input.tables[0]),
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "prunebench figures {params.tables} --out {params.out} > {log} 2>&1"
+        "prunebench figures {params.tables:q} --out {params.out:q} > {log:q} 2>&1"

@@ -28,7 +28,7 @@ rule tables:
         runs=RUN_DIRS,
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "prunebench tables {params.runs} --out {params.out} > {log} 2>&1"
+        "prunebench tables {params.runs:q} --out {params.out:q} > {log:q} 2>&1"
 
 
 # Runs last (after every training job and the tables), so locally it has the machine to itself:
@@ -49,5 +49,5 @@ rule latency:
         warmup=LATENCY.get("warmup", 10),
         repeats=LATENCY.get("repeats", 50),
     shell:
-        "prunebench latency {params.runs} --out {output} --threads {params.threads}"
-        " --warmup {params.warmup} --repeats {params.repeats} > {log} 2>&1"
+        "prunebench latency {params.runs:q} --out {output:q} --threads {params.threads}"
+        " --warmup {params.warmup} --repeats {params.repeats} > {log:q} 2>&1"
