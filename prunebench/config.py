@@ -10,6 +10,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import sys
 import types
@@ -39,6 +40,13 @@ TABLE1_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _at_least(section: str, minimum: float, **values: Any) -> None:
+    """Refuse any of ``values`` (key -> value; None: unset) below ``minimum``."""
+    for key, value in values.items():
+        if value is not None and value < minimum:
+            raise ConfigError(f"{section}.{key} must be >= {minimum:g}, got {value!r}")
+
+
 @dataclass
 class SyntheticConfig:
     size: int = 32  # image side
@@ -46,6 +54,10 @@ class SyntheticConfig:
     classes: int = 10
     train: int = 2000  # images, before the validation split
     test: int = 500
+
+    def __post_init__(self) -> None:
+        _at_least("data.synthetic", 1, size=self.size, channels=self.channels, train=self.train, test=self.test)
+        _at_least("data.synthetic", 2, classes=self.classes)
 
 
 @dataclass
@@ -62,6 +74,10 @@ class DataConfig:
     hflip: bool | None = None  # random horizontal flip; None: the dataset's default
     workers: int = 8  # DataLoader worker processes of streamed datasets (imagenet)
     synthetic: SyntheticConfig = field(default_factory=SyntheticConfig)
+
+    def __post_init__(self) -> None:
+        _at_least("data", 0, val_size=self.val_size, crop_padding=self.crop_padding, workers=self.workers)
+        _at_least("data", 1, train_subset=self.train_subset, test_subset=self.test_subset)
 
     def resolved_root(self) -> Path:
         root = self.root or os.environ.get("PRUNEBENCH_DATA") or "~/.cache/prunebench/data"
@@ -110,6 +126,16 @@ class TrainConfig:
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
         if self.lr <= 0 or self.batch_size < 1:
             raise ConfigError("train.lr must be > 0 and train.batch_size >= 1")
+        _at_least("train", 1, eval_batch_size=self.eval_batch_size, threads=self.threads)
+        _at_least("train", 0, momentum=self.momentum, weight_decay=self.weight_decay)
+        if not 0 < self.gamma <= 1 or self.momentum >= 1:
+            raise ConfigError(
+                f"train.gamma must be in (0, 1] and momentum in [0, 1), got {self.gamma}, {self.momentum}"
+            )
+        if self.finetune_lr is not None and self.finetune_lr <= 0:
+            raise ConfigError(f"train.finetune_lr must be > 0, got {self.finetune_lr}")
+        if any(m < 1 for m in self.milestones):
+            raise ConfigError(f"train.milestones must be epochs >= 1, got {self.milestones}")
 
     def lr_at(self, epoch: int) -> float:
         """Learning rate of a 0-based epoch under the multi-step schedule."""
@@ -140,6 +166,10 @@ class MeasureConfig:
     warmup: int = 10
     repeats: int = 50
 
+    def __post_init__(self) -> None:
+        _at_least("measure", 0, warmup=self.warmup)
+        _at_least("measure", 1, repeats=self.repeats)
+
 
 @dataclass
 class Config:
@@ -158,7 +188,10 @@ class Config:
 # ---------------------------------------------------------------------------------------------
 
 
-def _check_type(value: Any, tp: Any, key: str) -> Any:
+def check_type(value: Any, tp: Any, key: str) -> Any:
+    """``value`` as the annotation ``tp`` allows (ints are accepted as floats), or a ConfigError
+    naming ``key`` (e.g. "config key 'train.lr'"), the value and the expected type; floats must
+    be finite."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = typing.get_args(tp)
@@ -168,25 +201,27 @@ def _check_type(value: Any, tp: Any, key: str) -> Any:
             if arg is type(None):
                 continue
             try:
-                return _check_type(value, arg, key)
+                return check_type(value, arg, key)
             except ConfigError:
                 pass
-        raise ConfigError(f"config key {key!r}: {value!r} is not a valid {tp}")
+        raise ConfigError(f"{key}: {value!r} is not a valid {tp}")
     if origin is list:
         if not isinstance(value, list):
-            raise ConfigError(f"config key {key!r} must be a list, got {value!r}")
+            raise ConfigError(f"{key} must be a list, got {value!r}")
         (item,) = typing.get_args(tp)
-        return [_check_type(v, item, key) for v in value]
+        return [check_type(v, item, key) for v in value]
     if origin is dict:
         if not isinstance(value, dict):
-            raise ConfigError(f"config key {key!r} must be a mapping, got {value!r}")
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
         return dict(value)
     if tp is Any:
         return value
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):
+            raise ConfigError(f"{key} must be a finite number, got {value!r}")
         return float(value)
     if tp is int and isinstance(value, bool) or not isinstance(value, tp):
-        raise ConfigError(f"config key {key!r} must be {tp.__name__}, got {value!r}")
+        raise ConfigError(f"{key} must be {tp.__name__}, got {value!r}")
     return value
 
 
@@ -206,7 +241,7 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
         if dataclasses.is_dataclass(tp):
             kwargs[key] = _build(tp, value or {}, f"{prefix}{key}.")
         else:
-            kwargs[key] = _check_type(value, tp, prefix + key)
+            kwargs[key] = check_type(value, tp, f"config key '{prefix}{key}'")
     return cls(**kwargs)
 
 
@@ -215,12 +250,17 @@ def _apply_set(raw: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"--set expects key=value, got {assignment!r}")
     key, text = assignment.split("=", 1)
     parts = key.strip().split(".")
-    node = raw
+    node, cls = raw, Config
     for part in parts[:-1]:
         node = node.setdefault(part, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {key}: {part!r} is not a section")
-    node[parts[-1]] = yaml.safe_load(text)
+        cls = typing.get_type_hints(cls).get(part) if cls is not None else None
+    value = _safe_load(text, f"--set {key}")
+    section = typing.get_type_hints(cls).get(parts[-1]) if dataclasses.is_dataclass(cls) else None
+    if dataclasses.is_dataclass(section) and not isinstance(value, dict):
+        raise ConfigError(f"--set {key}: {key!r} is a section; set its keys (e.g. {key}.KEY=VALUE), got {text!r}")
+    node[parts[-1]] = value
 
 
 def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) -> Config:
@@ -228,7 +268,7 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) ->
     for assignment in overrides or []:
         _apply_set(raw, assignment)
     train = raw.get("train") or {}
-    preset = train.get("preset")
+    preset = train.get("preset") if isinstance(train, dict) else None  # a non-mapping: refused by _build
     if preset is not None:
         if preset not in TABLE1_PRESETS:
             raise ConfigError(f"unknown train.preset {preset!r}; choose one of: {', '.join(TABLE1_PRESETS)}")
@@ -236,17 +276,44 @@ def config_from_dict(raw: dict[str, Any], overrides: list[str] | None = None) ->
     return _build(Config, raw, "")
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ConfigError(f"key {key!r} is given twice (line {key_node.start_mark.line + 1}); keep one")
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _safe_load(text: str, where: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {e}") from None
+
+
 def read_config(path: str | os.PathLike) -> dict[str, Any]:
     """The mapping in a YAML or JSON file, or in standard input when ``path`` is ``-``. JSON is
-    parsed as JSON: PyYAML (YAML 1.1) would read its numbers like 1e-06 as strings."""
+    parsed as JSON: PyYAML (YAML 1.1) would read its numbers like 1e-06 as strings. An empty file
+    is refused: it would silently run every default."""
+    where = "standard input" if str(path) == "-" else f"config file {path}"
     try:
         text = sys.stdin.read() if str(path) == "-" else Path(path).read_text()
     except FileNotFoundError as e:
         raise ConfigError(f"config file {path} does not exist") from e
     try:
-        return json.loads(text) or {}
+        raw = json.loads(text)
     except json.JSONDecodeError:
-        return yaml.safe_load(text) or {}
+        raw = _safe_load(text, where)
+    if raw is None:
+        raise ConfigError(f"{where} is empty; write the keys to change (e.g. name, data, model, train, prune)")
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping of config keys, got {type(raw).__name__}")
+    return raw
 
 
 def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> Config:

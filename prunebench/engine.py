@@ -360,6 +360,7 @@ def run_experiment(
     workflow's reruns after a config change). A dense model of another config is always
     refused here: it may be shared, and only ``dense_only`` replaces one. ``reference`` is the
     ``final.pt`` whose architecture the ``matched`` policy keeps (that policy only)."""
+    resolve_prune(copy.deepcopy(cfg.prune))  # refuse a bad method or policy before writing anything
     with _logging_to(out):
         return _run(cfg, out, dense_dir or out / "dense", replace_stale, reference)
 

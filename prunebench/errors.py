@@ -9,5 +9,9 @@ class ConfigError(PrunebenchError):
     """A config key, value, method, model or dataset is not valid."""
 
 
+class TrainingDivergedError(PrunebenchError):
+    """Training produced a non-finite loss or weights; nothing of that phase is kept."""
+
+
 class DataNotFoundError(PrunebenchError):
     """A dataset is not where the settings say, and cannot be downloaded."""

@@ -14,6 +14,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import typing
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,6 +24,7 @@ import torch
 from torch import nn
 
 from prunebench.activations import attention_points
+from prunebench.config import check_type
 from prunebench.errors import ConfigError
 from prunebench.surgery import ChannelGroup
 
@@ -84,6 +86,11 @@ def build_options(cls: type, values: dict[str, Any], what: str) -> Any:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{what} has no option(s) {unknown}; valid options: {sorted(names) or 'none'}")
+    try:
+        hints = typing.get_type_hints(cls)
+    except Exception:  # a plugin's annotation we cannot resolve: its __post_init__ checks alone
+        hints = {}
+    values = {k: check_type(v, hints[k], f"{what} option '{k}'") if k in hints else v for k, v in values.items()}
     try:
         return cls(**values)
     except (TypeError, ValueError) as e:

@@ -13,6 +13,7 @@ from tqdm import tqdm
 
 from prunebench.config import TrainConfig
 from prunebench.data import Batches
+from prunebench.errors import TrainingDivergedError
 from prunebench.io import atomic_torch_save
 
 ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
@@ -92,6 +93,7 @@ def train_epochs(
             group["lr"] = lr_at(epoch)
         gen = seeded_generator(*key, epoch)
         model.train()
+        finite = torch.ones((), dtype=torch.bool, device=next(model.parameters()).device)
         for x, y in tqdm(
             batches.epoch(gen),
             total=len(batches),
@@ -109,6 +111,12 @@ def train_epochs(
             loss.backward()
             optimizer.step()
             images += len(y)
+            finite &= torch.isfinite(loss.detach())  # no host sync per batch: checked once per epoch
+        if not (finite & torch.stack([torch.isfinite(p).all() for p in model.parameters()]).all()):
+            raise TrainingDivergedError(
+                f"training diverged in epoch {epoch + 1} of {'/'.join(map(str, key[1:]))} (non-finite loss or "
+                f"weights at lr {lr_at(epoch):g}): nothing of this phase was kept; lower train.lr or check the data"
+            )
         if on_epoch_end is not None:
             on_epoch_end(epoch, model)
         atomic_torch_save(
