@@ -31,7 +31,7 @@ from prunebench.data import dataset_info, make_loaders
 from prunebench.engine import threshold_scale, threshold_weights
 from prunebench.errors import ConfigError
 from prunebench.methods import ScoringContext, make_method
-from prunebench.policies import make_policy
+from prunebench.policies import all_policies, make_policy
 from prunebench.selection import layer_aware_thresholds, select_by_threshold
 from prunebench.study import dense_dir, experiment_models, merge, run_config
 from prunebench.training import seeded_generator
@@ -135,10 +135,6 @@ def report(previews: list[Preview], show: int = 8) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _default_policy(prune: Any) -> str:
-    return make_method(prune.method, prune.method_options, prune.methods_path).default_policy
-
-
 def preflight(study: dict[str, Any]) -> list[Preview]:
     """A ``Preview`` of every AAP experiment x model of ``study`` (first seed)."""
     seed = study["seeds"][0]
@@ -147,10 +143,8 @@ def preflight(study: dict[str, Any]) -> list[Preview]:
     for experiment in study["experiments"]:
         for model in experiment_models(study, experiment):
             cfg = merge(run_config(study, model, experiment, seed), machine)
-            parsed = config_from_dict(cfg)
-            prune = parsed.prune
-            policy = make_policy(prune.policy or _default_policy(prune), prune.policy_options, 1)
-            if not isinstance(policy, AdaptivePolicy):
+            parsed = config_from_dict(cfg)  # run_config names the policy (resolved prune section)
+            if not issubclass(all_policies()[parsed.prune.policy], AdaptivePolicy):
                 continue
             path = Path(dense_dir(study["results"], model, parsed.train.rewind_epoch, seed)) / "dense.pt"
             out.append(preview(parsed, path, cache=cache))
