@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import json
 import sys
 from pathlib import Path
@@ -185,7 +187,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="prunebench", description=__doc__)
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    # --debug after the command too; SUPPRESS keeps the top-level value when it is not given there.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser = functools.partial(sub.add_parser, parents=[common])
 
     run = sub.add_parser("run", help="run (or resume) one pruning experiment")
     run.add_argument("config", help="YAML config file, or - to read it from standard input")
@@ -276,12 +283,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _os_error(e: OSError) -> str:
+    """What an operating-system error while reading or writing means for the user."""
+    where = e.filename or "a file"
+    if e.errno == errno.ENOSPC:
+        return f"no space left on the device writing {where}; free some and run the same command again (it resumes)"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {where} ({e.strerror}); choose a directory you can write (--out)"
+    if e.errno in (errno.ENOTDIR, errno.EEXIST):
+        return f"cannot create {where}: a part of the path is a file, not a directory; choose another path"
+    return f"{e.strerror or e} ({where})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
-    except PrunebenchError as e:
-        print(f"prunebench: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("prunebench: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.debug:
+            raise
+        if isinstance(e, PrunebenchError):
+            print(f"prunebench: error: {e}", file=sys.stderr)
+        elif isinstance(e, OSError):
+            print(f"prunebench: error: {_os_error(e)}", file=sys.stderr)
+        else:
+            print(
+                f"prunebench: internal error: {type(e).__name__}: {e}\n"
+                "  This is a bug, or an input prunebench does not check yet: rerun with --debug for the "
+                "traceback and report it with the command.",
+                file=sys.stderr,
+            )
+            return 1
         return 2
 
 

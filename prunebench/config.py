@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from prunebench.errors import ConfigError
@@ -321,35 +322,51 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     return config_from_dict(read_config(path), overrides)
 
 
+# Where data lives and how many loader processes read it: they never change a result.
 _MACHINE_KEYS = {
     ("data", "root"),
     ("data", "mirror"),
     ("data", "download"),
     ("data", "workers"),
-    ("train", "device"),
-    ("train", "threads"),
 }
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of ``train.device`` (auto: CUDA when available)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device is 'cuda' but no CUDA device is available here; use 'auto' or 'cpu'")
+    return torch.device(name)
+
+
+def execution(train: TrainConfig) -> dict[str, Any]:
+    """How a run computes, resolved on this machine: the device type and the CPU threads. Both
+    change results (reduction order differs with the thread count and between devices), so
+    both are part of every identity below."""
+    device = train.device if train.device != "auto" else resolve_device("auto").type  # checked where it runs
+    return {"device": device, "threads": train.threads or torch.get_num_threads()}
 
 
 def _digest(d: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _without(d: dict[str, Any], keys: set[tuple[str, str]]) -> dict[str, Any]:
-    out = json.loads(json.dumps(d))
-    for section, key in keys:
+def _identity(cfg: Config, left_out: set[tuple[str, str]]) -> dict[str, Any]:
+    out = cfg.to_dict()
+    for section, key in _MACHINE_KEYS | left_out | {("train", "threads"), ("train", "device")}:
         out.get(section, {}).pop(key, None)
+    out["execution"] = execution(cfg.train)
     return out
 
 
 def config_hash(cfg: Config) -> str:
-    """Identity of the experiment: every key but where data lives and which device runs it."""
-    return _digest(_without(cfg.to_dict(), _MACHINE_KEYS | {("prune", "methods_path")}))
+    """Identity of the experiment: every key that can change a result, with the device type and
+    thread count it runs with; not where data lives."""
+    return _digest(_identity(cfg, {("prune", "methods_path")}))
 
 
 def dense_hash(cfg: Config) -> str:
     """Identity of the dense model (shared by every method pruning it)."""
-    d = _without(
-        cfg.to_dict(), _MACHINE_KEYS | {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")}
-    )
-    return _digest({k: d[k] for k in ("seed", "data", "model", "train")})
+    d = _identity(cfg, {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")})
+    return _digest({k: d[k] for k in ("seed", "data", "model", "train", "execution")})

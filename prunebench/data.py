@@ -14,6 +14,7 @@ from the training set with ``data.split_seed``; the test set is only ever report
 from __future__ import annotations
 
 import gzip
+import logging
 import shutil
 import tarfile
 from collections.abc import Iterator
@@ -28,7 +29,10 @@ from torchvision import datasets
 from tqdm import tqdm
 
 from prunebench.config import DataConfig, TrainConfig
-from prunebench.errors import ConfigError, DataNotFoundError
+from prunebench.errors import ConfigError, DamagedFileError, DataNotFoundError
+from prunebench.io import atomic_torch_save, load_torch
+
+log = logging.getLogger("prunebench")
 
 _MNIST_FILES = [
     "train-images-idx3-ubyte",
@@ -214,11 +218,12 @@ def _read_cached(cfg: DataConfig) -> tuple[Split, Split]:
     mirror = cfg.resolved_mirror()
     cache = root / "prunebench-cache" / f"{cfg.dataset}.pt"
     if cache.exists():
-        blob = torch.load(cache, weights_only=True)
-        return Split(blob["train_x"], blob["train_y"]), Split(blob["test_x"], blob["test_y"])
+        try:
+            blob = load_torch(cache)
+            return Split(blob["train_x"], blob["train_y"]), Split(blob["test_x"], blob["test_y"])
+        except DamagedFileError as e:  # a cache: rebuilt from the dataset
+            log.warning("%s; building the cache again", e)
     train, test = _READERS[cfg.dataset](cfg, root, mirror)
-    from prunebench.io import atomic_torch_save
-
     atomic_torch_save({"train_x": train.x, "train_y": train.y, "test_x": test.x, "test_y": test.y}, cache)
     return train, test
 

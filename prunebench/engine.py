@@ -28,10 +28,10 @@ import yaml
 from torch import nn
 
 from prunebench import surgery
-from prunebench.config import Config, config_hash, dense_hash
+from prunebench.config import Config, config_hash, dense_hash, resolve_device
 from prunebench.data import Loaders, dataset_info, make_loaders
-from prunebench.errors import ConfigError
-from prunebench.io import atomic_write_text
+from prunebench.errors import ConfigError, DamagedFileError, MethodError
+from prunebench.io import atomic_write_text, file_sha256, load_torch, read_json, write_json
 from prunebench.measure import complexity, latency_ms
 from prunebench.methods import Method, ScoringContext
 from prunebench.policies import (
@@ -45,7 +45,8 @@ from prunebench.policies import (
     ThresholdSelection,
     resolve_prune,
 )
-from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_json, write_table
+from prunebench.replace import discard_stashes, replacing, stashes
+from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
 from prunebench.selection import (
     layer_aware_thresholds,
     layer_weights,
@@ -53,7 +54,8 @@ from prunebench.selection import (
     select_by_rate,
     select_by_threshold,
 )
-from prunebench.training import evaluate, resolve_device, seeded_generator, train_epochs
+from prunebench.training import evaluate, seeded_generator, train_epochs
+from prunebench.validate import check_run
 
 log = logging.getLogger("prunebench")
 
@@ -69,12 +71,18 @@ def _logging_to(directory: Path) -> Iterator[None]:
     directory.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(directory / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    # Warnings (a damaged file recomputed, a run replaced) are also said on the terminal.
+    terminal = logging.StreamHandler()
+    terminal.setLevel(logging.WARNING)
+    terminal.setFormatter(logging.Formatter("prunebench: warning: %(message)s"))
     log.addHandler(handler)
+    log.addHandler(terminal)
     log.setLevel(logging.INFO)
     try:
         yield
     finally:
         log.removeHandler(handler)
+        log.removeHandler(terminal)
         handler.close()
 
 
@@ -92,28 +100,52 @@ def _device_for(cfg: Config) -> torch.device:
 _DENSE_FILES = ("dense.json", "dense.pt", "rewind.pt", "training.pt")
 
 
-def train_dense(
-    cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device, replace_stale: bool = False
-) -> dict[str, Any]:
+def dense_status(dense_dir: Path, key: str) -> tuple[str, Any]:
+    """What ``dense_dir`` holds for the dense model of hash ``key``: ("ok", its record),
+    ("absent", None), ("other", the other config's hash) or ("damaged", the DamagedFileError)."""
+    path = dense_dir / "dense.json"
+    if not path.exists():
+        return "absent", None
+    try:
+        record = read_json(path, checked=True)
+        if record["dense_hash"] != key:
+            return "other", record["dense_hash"]
+        for name in ("dense.pt", "rewind.pt"):
+            if load_torch(dense_dir / name).get("identity") != key:
+                raise DamagedFileError(f"{dense_dir / name} belongs to another dense model than {path}")
+    except DamagedFileError as e:
+        return "damaged", e
+    return "ok", record
+
+
+def _another_dense(dense_dir: Path, other: str, key: str) -> ConfigError:
+    return ConfigError(
+        f"{dense_dir} holds the dense model of another config (hash {other}, this one {key}); use another "
+        "directory, or replace it with `prunebench dense CONFIG --out DIR --replace-stale`"
+    )
+
+
+def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device, owner: bool) -> dict[str, Any]:
     """Train (or reuse) the dense model of ``cfg``: ``dense.pt`` after E epochs, ``rewind.pt``
-    after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it.
-    A directory holding another config's dense model is refused, or with ``replace_stale``
-    cleared."""
-    dense_dir.mkdir(parents=True, exist_ok=True)
-    record_path = dense_dir / "dense.json"
+    after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it. A
+    damaged one is trained again by its ``owner`` (the dense job, or a run's private dense
+    directory) and refused elsewhere: other jobs may be reading it."""
     key = dense_hash(cfg)
-    if record_path.exists():
-        record = json.loads(record_path.read_text())
-        if record["dense_hash"] == key:
-            return record
-        if not replace_stale:
-            raise ConfigError(
-                f"{dense_dir} holds a dense model of another config (hash {record['dense_hash']}, this one {key}); "
-                "use another output directory"
+    status, detail = dense_status(dense_dir, key)
+    if status == "ok":
+        return detail
+    if status == "other":  # the callers replace or refuse it before any work; a guard
+        raise _another_dense(dense_dir, detail, key)
+    if status == "damaged":
+        if not owner:
+            raise DamagedFileError(
+                f"{detail}; the shared dense model in {dense_dir} cannot be used: train it again with "
+                f"`prunebench dense CONFIG --out {dense_dir}` (in a study: snakemake --forcerun "
+                f"'{dense_dir / 'dense.json'}')"
             )
-        log.info("replacing the dense model of another config (%s) in %s", record["dense_hash"], dense_dir)
-        for name in _DENSE_FILES:
-            (dense_dir / name).unlink(missing_ok=True)
+        log.warning("%s; training the dense model again", detail)
+        (dense_dir / "dense.json").unlink()
+    dense_dir.mkdir(parents=True, exist_ok=True)
     info = dataset_info(cfg.data)
     arch = surgery.dense_architecture(
         cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
@@ -124,10 +156,10 @@ def train_dense(
 
     def save_rewind(epoch: int, m: nn.Module) -> None:
         if epoch + 1 == k:
-            surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, m, epoch=k)
+            surgery.save_checkpoint(dense_dir / "rewind.pt", arch, m, epoch=k, identity=key)
 
     if k == 0:
-        surgery.save_checkpoint(str(dense_dir / "rewind.pt"), arch, model, epoch=0)
+        surgery.save_checkpoint(dense_dir / "rewind.pt", arch, model, epoch=0, identity=key)
     start = time.time()
     log.info("training dense %s for %d epochs (rewind state at epoch %d)", cfg.model.name, epochs, k)
     images = train_epochs(
@@ -141,7 +173,7 @@ def train_dense(
         key,
         on_epoch_end=save_rewind,
     )
-    surgery.save_checkpoint(str(dense_dir / "dense.pt"), arch, model, epoch=epochs)
+    surgery.save_checkpoint(dense_dir / "dense.pt", arch, model, epoch=epochs, identity=key)
     record = {
         "dense_hash": key,
         "arch": arch.to_dict(),
@@ -152,7 +184,7 @@ def train_dense(
         "wall_s": time.time() - start,
         **complexity(model, arch.example_input(device=device)),
     }
-    write_json(record, record_path)
+    write_json(record, dense_dir / "dense.json", checked=True)
     (dense_dir / "training.pt").unlink(missing_ok=True)
     log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
     return record
@@ -216,7 +248,10 @@ def threshold_scale(scores: dict[str, torch.Tensor], weights: dict[str, float], 
         return 1.0
     mean = float(torch.cat(list(scores.values())).mean())
     if not mean > 0:
-        raise RuntimeError(f"cannot normalise thresholds: the dense model's mean score is {mean}")
+        raise MethodError(
+            f"cannot normalise AAP's thresholds: the dense model's mean score is {mean}; use "
+            "prune.policy_options.units: raw, or a method whose scores are positive"
+        )
     return mean * len(weights) / sum(weights.values())
 
 
@@ -227,12 +262,9 @@ def reference_channels(cfg: Config, path: Path) -> dict[str, int]:
     if not path.is_file():
         raise ConfigError(f"reference {path} does not exist; run the reference experiment first, then {fix}")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        ref = surgery.Architecture.from_dict(blob["arch"])
-        if blob.get("format") != surgery.CHECKPOINT_FORMAT:
-            raise ValueError(f"format {blob.get('format')!r}")
-    except Exception as e:  # whatever torch.load or the record raises: not a checkpoint of ours
-        raise ConfigError(f"reference {path} is not a prunebench checkpoint ({e}); {fix}") from None
+        ref = surgery.load_checkpoint(path)[0]
+    except DamagedFileError as e:
+        raise ConfigError(f"reference {e}; {fix}") from None
     info = dataset_info(cfg.data)
     dense = surgery.dense_architecture(
         cfg.model.name, info.num_classes, info.in_channels, info.image_size, cfg.model.options
@@ -294,37 +326,55 @@ def _score(
         scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd))
     for g in groups:
         s = scores.get(g.name)
-        if s is None or s.shape != (g.size,):
-            got = None if s is None else tuple(s.shape)
-            raise RuntimeError(
-                f"method {method.name!r} must return a 1-D score of size {g.size} for {g.name}, got {got}"
+        if not isinstance(s, torch.Tensor) or s.shape != (g.size,):
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            raise MethodError(
+                f"method {method.name!r} must return a 1-D tensor of {g.size} scores for group {g.name}, got {got}"
             )
+        if not torch.isfinite(s).all():
+            raise MethodError(f"method {method.name!r} returned non-finite scores for group {g.name} in round {rnd}")
     return {g.name: scores[g.name].detach().double().cpu() for g in groups}
 
 
 class RunState:
-    """Finished rounds of a run, persisted in ``<out>/state`` after each one."""
+    """Finished rounds of a run, persisted in ``<out>/state`` after each one. Opening it verifies
+    every round's checkpoint: from the first one missing or damaged on, the rounds are dropped
+    with a warning and computed again (a round depends only on the rounds before it, so they come
+    out the same)."""
 
-    def __init__(self, state_dir: Path, run_hash: str, replace_stale: bool = False) -> None:
+    def __init__(self, state_dir: Path, run_hash: str) -> None:
         self.dir = state_dir
         self.path = state_dir / "history.json"
         self.run_hash = run_hash
         self.rounds: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
-        if self.path.exists():
-            blob = json.loads(self.path.read_text())
-            if blob["config_hash"] == run_hash:
-                self.rounds, self.layers = blob["rounds"], blob["layers"]
-            elif replace_stale:
-                log.info("discarding the rounds of another config (%s) in %s", blob["config_hash"], state_dir)
-                shutil.rmtree(state_dir)
-            else:
-                raise ConfigError(
-                    f"{state_dir} holds rounds of another config or reference (hash {blob['config_hash']}, "
-                    f"this one {run_hash}); "
-                    "use another --out directory, delete it, or pass --replace-stale"
-                )
+        if self.path.exists():  # its identity was checked with the run's (_stale_entries)
+            blob = read_json(self.path, checked=True)
+            self.rounds, self.layers = blob["rounds"], blob["layers"]
+            self._verify()
         self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _verify(self) -> None:
+        for i, row in enumerate(self.rounds):
+            path = self.checkpoint(row["round"])
+            try:
+                if load_torch(path).get("identity") != self.run_hash:
+                    raise DamagedFileError(f"{path} belongs to another run")
+            except DamagedFileError as e:
+                log.warning("%s; computing round %d and the rounds after it again", e, row["round"])
+                self._truncate(i)
+                return
+
+    def _truncate(self, n: int) -> None:
+        """Keep the first ``n`` rounds; delete every later round's files."""
+        first = self.rounds[n]["round"] if n < len(self.rounds) else len(self.rounds)
+        self.rounds = self.rounds[:n]
+        self.layers = [layer for layer in self.layers if layer["round"] < first]
+        for path in self.dir.glob("round_*.pt"):
+            if int(path.stem.split("_")[1]) >= first:
+                path.unlink()
+        (self.dir / "training.pt").unlink(missing_ok=True)
+        self._save()
 
     def checkpoint(self, rnd: int) -> Path:
         return self.dir / f"round_{rnd:03d}.pt"
@@ -332,7 +382,12 @@ class RunState:
     def add(self, row: dict[str, Any], layers: list[dict[str, Any]]) -> None:
         self.rounds.append(row)
         self.layers.extend(layers)
-        write_json({"config_hash": self.run_hash, "rounds": self.rounds, "layers": self.layers}, self.path)
+        self._save()
+
+    def _save(self) -> None:
+        write_json(
+            {"config_hash": self.run_hash, "rounds": self.rounds, "layers": self.layers}, self.path, checked=True
+        )
 
     def records(self) -> list[RoundRecord]:
         return [
@@ -341,6 +396,45 @@ class RunState:
             )
             for r in self.rounds
         ]
+
+
+# What a run writes in its directory (log.txt, appended to, and a private dense/ aside).
+_RUN_ENTRIES = (
+    "run.json", "config.yaml", "env.json", "state", "rounds.csv", "layers.csv", "summary.json", "final.pt"
+)  # fmt: skip
+
+
+# The files the summary vouches for, by checksum: everything the tables read of a run.
+_VOUCHED = ("rounds.csv", "layers.csv", "final.pt", "config.yaml", "run.json")
+
+
+def _stale_entries(out: Path, identity: str, replace_stale: bool) -> tuple[list[str], str]:
+    """The entries of ``out`` to replace before the run of ``identity`` starts there, and what
+    they are: none when ``out`` is new or holds this run (to resume), all of them when it holds
+    another config's run or damaged records and ``replace_stale`` is given; otherwise a
+    ConfigError, before any file is touched."""
+    marker, history = out / "run.json", out / "state" / "history.json"
+    if not any((out / name).exists() for name in _RUN_ENTRIES):
+        return [], ""
+    try:
+        saved = read_json(marker, checked=True)["identity"]
+        if saved == identity and history.exists() and read_json(history, checked=True)["config_hash"] != identity:
+            raise DamagedFileError(f"{history} belongs to another run than {marker}")
+    except DamagedFileError as e:
+        why, what = f"{e}, so the run in {out} cannot be resumed", "a run that cannot be resumed"
+    else:
+        if saved == identity:
+            return [], ""
+        why = f"{out} holds the run of another config or reference (hash {saved}, this one {identity})"
+        what = "the run of another config"
+    if replace_stale:
+        return list(_RUN_ENTRIES), what
+    left = [str(p) for p in stashes(out)]
+    kept = f" (the files of a run an interrupted replacement replaced are in {', '.join(left)})" if left else ""
+    raise ConfigError(
+        f"{why}; use another --out directory, delete it, or pass --replace-stale to replace it (its files are "
+        f"kept until the new run finishes){kept}"
+    )
 
 
 _SUMMARY_COLUMNS = (
@@ -356,42 +450,77 @@ def run_experiment(
     reference: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
-    ``replace_stale`` discards saved rounds of another config instead of refusing them (the
-    workflow's reruns after a config change). A dense model of another config is always
-    refused here: it may be shared, and only ``dense_only`` replaces one. ``reference`` is the
-    ``final.pt`` whose architecture the ``matched`` policy keeps (that policy only)."""
-    resolve_prune(copy.deepcopy(cfg.prune))  # refuse a bad method or policy before writing anything
+    Everything is checked before any file is written. ``replace_stale`` replaces a run of
+    another config in ``out`` instead of refusing it (the workflow's reruns after a config
+    change; see prunebench.replace). ``dense_dir`` is a shared dense model directory (default:
+    ``out/dense``, the run's own); a shared one of another config is always refused: only
+    ``dense_only`` replaces one. ``reference`` is the ``final.pt`` whose architecture the
+    ``matched`` policy keeps (that policy only)."""
+    check_run(cfg)
+    method, policy = resolve_prune(cfg.prune)
+    device = _device_for(cfg)
+    run_hash = config_hash(cfg)
+    run_record = {"config_hash": run_hash, "dense_hash": dense_hash(cfg), "identity": run_hash}
+    if (matched := _bind_reference(cfg, policy, reference)) is not None:
+        # The reference is a file, not config: its counts key the saved rounds as well, so a
+        # changed reference architecture never resumes rounds cut to the old one.
+        run_record["reference"] = matched
+        run_record["identity"] = hashlib.sha256(json.dumps([run_hash, matched["channels"]]).encode()).hexdigest()[:16]
+    stale, what = _stale_entries(out, run_record["identity"], replace_stale)
+    owner = dense_dir is None
+    dense_dir = dense_dir or out / "dense"
+    run_record["dense_dir"] = str(dense_dir)
+    status, other = dense_status(dense_dir, run_record["dense_hash"])
+    if status == "other":
+        if not (owner and stale):  # a private dense model goes with the run it belongs to
+            raise _another_dense(dense_dir, other, run_record["dense_hash"])
+        stale.append("dense")
     with _logging_to(out):
-        return _run(cfg, out, dense_dir or out / "dense", replace_stale, reference)
+        with replacing(out, stale, what):
+            summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device)
+        discard_stashes(out)
+    return summary
 
 
 def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dict[str, Any]:
-    """Train (or reuse) the dense model of ``cfg`` in ``dense_dir`` without pruning."""
+    """Train (or reuse) the dense model of ``cfg`` in ``dense_dir`` without pruning; with
+    ``replace_stale`` a dense model of another config there is replaced (see prunebench.replace)."""
+    check_run(cfg)
+    device = _device_for(cfg)
+    key = dense_hash(cfg)
+    status, other = dense_status(dense_dir, key)
+    if status == "other" and not replace_stale:
+        raise _another_dense(dense_dir, other, key)
+    stale = list(_DENSE_FILES) if status == "other" else []
     with _logging_to(dense_dir):
-        device = _device_for(cfg)
-        return train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, replace_stale)
+        with replacing(dense_dir, stale, "the dense model of another config"):
+            record = train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, owner=True)
+        discard_stashes(dense_dir)
+    return record
 
 
-def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference: Path | None) -> dict[str, Any]:
-    method, policy = resolve_prune(cfg.prune)
+def _run(
+    cfg: Config,
+    out: Path,
+    dense_dir: Path,
+    owner: bool,
+    method: Method,
+    policy: Policy,
+    run_record: dict[str, Any],
+    device: torch.device,
+) -> dict[str, Any]:
     policy_name = cfg.prune.policy
-    run_hash = config_hash(cfg)
-    run_record = {"config_hash": run_hash, "dense_hash": dense_hash(cfg), "dense_dir": str(dense_dir)}
-    state_hash = run_hash
-    if (matched := _bind_reference(cfg, policy, reference)) is not None:
-        # The reference is a file, not config: its counts key the saved rounds instead, so a
-        # changed reference architecture never resumes rounds cut to the old one.
-        run_record["reference"] = matched
-        state_hash = hashlib.sha256(json.dumps([run_hash, matched["channels"]]).encode()).hexdigest()[:16]
-        log.info("matching %s: channels per group %s", reference, matched["channels"])
-    state = RunState(out / "state", state_hash, replace_stale)
+    run_hash = run_record["config_hash"]
+    if (matched := run_record.get("reference")) is not None:
+        log.info("matching %s: channels per group %s", matched["path"], matched["channels"])
+    # run.json first: it says which run this directory holds, before anything else is written.
+    write_json(run_record, out / "run.json", checked=True)
+    state = RunState(out / "state", run_record["identity"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
-    write_json(run_record, out / "run.json")
     write_json(environment_record(), out / "env.json")
 
-    device = _device_for(cfg)
     loaders = make_loaders(cfg.data, cfg.train, device)
-    dense = train_dense(cfg, dense_dir, loaders, device)
+    dense = train_dense(cfg, dense_dir, loaders, device, owner)
     rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
     base_row = {
         "run_id": cfg.name,
@@ -407,7 +536,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
     original = {g.name: g.size for g in groups}
     if not state.rounds:
-        surgery.save_checkpoint(str(state.checkpoint(0)), arch, model)
+        surgery.save_checkpoint(state.checkpoint(0), arch, model, identity=state.run_hash)
         state.add(
             {
                 **base_row,
@@ -423,8 +552,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference
                 "val_drop": 0.0,
                 "test_drop": 0.0,
                 "epochs": dense["epochs"],
-                # dense.json written before images were counted: one pass over the split per epoch
-                "images": dense.get("images", dense["epochs"] * loaders.train.num_samples),
+                "images": dense["images"],
                 "wall_s": dense["wall_s"],
                 "rate": 0.0,
                 "channels": sum(g.size for g in groups),
@@ -444,7 +572,7 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference
     final_round = policy.final_round(records)
     target_met = policy.meets_target(records[final_round])
     arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(final_round)))
-    surgery.save_checkpoint(str(out / "final.pt"), arch, model, round=final_round)
+    surgery.save_checkpoint(out / "final.pt", arch, model, round=final_round)
     described = policy.describe(records)
     annotated = [{**row, **extra} for row, extra in zip(state.rounds, described, strict=True)]
     annotated[-1]["stop_reason"] = stop_reason
@@ -465,6 +593,8 @@ def _run(cfg: Config, out: Path, dense_dir: Path, replace_stale: bool, reference
         "dense": {key: dense[key] for key in ("params", "macs", "flops", "val_top1", "test_top1")},
         "final": {key: final[key].item() for key in _SUMMARY_COLUMNS},
         "wall_s": float(rounds["wall_s"].sum()),
+        # What the summary vouches for: the tables check these before reading the files.
+        "sha256": {name: file_sha256(out / name) for name in _VOUCHED},
     }
     if cfg.measure.latency:
         dense_model = surgery.load_checkpoint(str(dense_dir / "dense.pt"))[1]
@@ -588,7 +718,7 @@ def _round(
     )
     cx = complexity(model, new_arch.example_input(device=device))
     val, test = evaluate(model, loaders.val), evaluate(model, loaders.test)
-    surgery.save_checkpoint(str(state.checkpoint(rnd)), new_arch, model)
+    surgery.save_checkpoint(state.checkpoint(rnd), new_arch, model, identity=state.run_hash)
     row = {
         **base_row,
         "round": rnd,

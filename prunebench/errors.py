@@ -15,3 +15,11 @@ class TrainingDivergedError(PrunebenchError):
 
 class DataNotFoundError(PrunebenchError):
     """A dataset is not where the settings say, and cannot be downloaded."""
+
+
+class DamagedFileError(PrunebenchError):
+    """A file the run wrote is missing, truncated or altered (its checksum does not match)."""
+
+
+class MethodError(PrunebenchError):
+    """A pruning method's scores cannot be used (wrong shape, non-finite, unusable for the policy)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import subprocess
@@ -73,10 +72,6 @@ def environment_record() -> dict[str, Any]:
         "git_commit": commit,
         "git_dirty": dirty,
     }
-
-
-def write_json(obj: Any, path: Path) -> None:
-    atomic_write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", path)
 
 
 def write_table(rows: list[dict[str, Any]], columns: list[str], path: Path) -> pd.DataFrame:

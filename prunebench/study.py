@@ -3,9 +3,10 @@
 A study (``configs/default.yaml``; JSON schema in ``workflow/schemas/config.schema.yaml``) runs
 every model x experiment x seed. ``base`` is a run config shared by all runs, ``per_model``
 overrides it for one model (e.g. its Table 1 schedule), and an experiment sets the ``prune``
-section and, optionally, the train keys that do not change the dense model. Everything about
-where data lives and which device trains is a machine setting (``data_root``, ``data_mirror``,
-``gpu``), kept out of the run configs so that moving a study to another machine reruns nothing.
+section and, optionally, the train keys that do not change the dense model. Where data lives
+is a machine setting (``data_root``, ``data_mirror``), kept out of the run configs so that moving
+the data reruns nothing. The device (``gpu``) and the CPU threads per job (``threads``) change
+results, so every run config carries them: changing either reruns the training jobs.
 A ``matched`` experiment's run of (model, seed) gets the ``final.pt`` of its reference
 experiment's run of the same (model, seed) as an extra input (``Run.reference``).
 """
@@ -21,6 +22,7 @@ from prunebench.adaptive import AdaptivePolicy
 from prunebench.config import config_from_dict, dense_hash
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.policies import MatchedPolicy, resolve_prune
+from prunebench.validate import check_run
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
@@ -29,8 +31,8 @@ STUDY_KEYS = (
 EXPERIMENT_KEYS = ("prune", "train", "models")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.
 EXPERIMENT_TRAIN_KEYS = ("rewind", "rewind_epoch", "finetune_lr")
-# Set per machine by the study's own keys, never per run.
-MACHINE_KEYS = {"data": ("root", "mirror"), "train": ("device", "threads")}
+# Set by the study's own keys (data_root, data_mirror, gpu, threads), never per run.
+STUDY_SET_KEYS = {"data": ("root", "mirror"), "train": ("device", "threads")}
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,9 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def _model_base(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
     base = merge(study["base"], (study.get("per_model") or {}).get(model, {}))
-    return merge(base, {"model": {"name": model}, "seed": int(seed)})
+    # The schema's defaults (workflow/schemas/config.schema.yaml) where a study is read without it.
+    execution = {"device": "cuda" if study.get("gpu", False) else "cpu", "threads": study.get("threads", 2)}
+    return merge(base, {"model": {"name": model}, "seed": int(seed), "train": execution})
 
 
 def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) -> dict[str, Any]:
@@ -77,14 +81,13 @@ def dense_config(study: dict[str, Any], model: str, rewind_epoch: int, seed: int
     return merge(cfg, {"train": {"rewind_epoch": int(rewind_epoch)}, "measure": {"latency": False}})
 
 
-def machine_overrides(study: dict[str, Any], gpus: int) -> list[str]:
-    """``--set`` assignments for the machine settings of a job given ``gpus`` GPUs."""
+def machine_overrides(study: dict[str, Any]) -> list[str]:
+    """``--set`` assignments for where a job finds the data (never part of a run's identity)."""
     sets = []
     if study.get("data_root"):
         sets.append(f"data.root={study['data_root']}")
     if study.get("data_mirror"):
         sets.append(f"data.mirror={study['data_mirror']}")
-    sets.append(f"train.device={'cuda' if gpus else 'cpu'}")
     return sets
 
 
@@ -113,16 +116,15 @@ def _unknown(keys: Any, allowed: tuple[str, ...], where: str) -> None:
 def check_keys(study: dict[str, Any]) -> None:
     """Refuse misspelled or misplaced keys, naming them and the allowed ones."""
     _unknown(study, STUDY_KEYS, "the study config")
-    for section, keys in MACHINE_KEYS.items():
+    for section, keys in STUDY_SET_KEYS.items():
         for where, cfg in [("base", study.get("base") or {})] + [
             (f"per_model.{m}", c or {}) for m, c in (study.get("per_model") or {}).items()
         ]:
             for key in keys:
                 if key in (cfg.get(section) or {}):
                     raise ConfigError(
-                        f"{where}.{section}.{key} is a machine setting, not part of a study's runs; use the "
-                        "study keys data_root / data_mirror / gpu (or PRUNEBENCH_DATA / PRUNEBENCH_MIRROR) "
-                        "and `threads`"
+                        f"{where}.{section}.{key} is set for every run by the study keys data_root / data_mirror / "
+                        "gpu / threads (or PRUNEBENCH_DATA / PRUNEBENCH_MIRROR); remove it here"
                     )
     for name, cfg in (study.get("per_model") or {}).items():
         if name not in study.get("models", []):
@@ -150,6 +152,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 where = f"experiment {experiment!r} (model {model}, seed {seed})"
                 try:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
+                    check_run(cfg)
                     policy = resolve_prune(cfg.prune)[1]
                     shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
                 except PrunebenchError as e:

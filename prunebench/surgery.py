@@ -10,15 +10,18 @@ with the removed original ids rebuilds any pruned model exactly; no pruning hist
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
+from prunebench.errors import DamagedFileError
+from prunebench.io import atomic_torch_save, load_torch
 from prunebench.models import CUSTOMIZED_PRUNERS, build_model
 
-CHECKPOINT_FORMAT = "prunebench-checkpoint/1"
+CHECKPOINT_FORMAT = "prunebench-checkpoint/2"  # /2: with a checksum
 
 
 @dataclass
@@ -192,20 +195,23 @@ def rewind_weights(arch: Architecture, dense_state: dict[str, torch.Tensor]) -> 
     return _prune_to(dense, arch)
 
 
-def save_checkpoint(path: str, arch: Architecture, model: nn.Module, **extra: Any) -> None:
-    """Save a checkpoint loadable with ``torch.load(..., weights_only=True)``."""
-    from prunebench.io import atomic_torch_save
-
+def save_checkpoint(path: str | Path, arch: Architecture, model: nn.Module, **extra: Any) -> None:
+    """Save a checkpoint (with its checksum) loadable with ``torch.load(..., weights_only=True)``."""
     atomic_torch_save(
         {"format": CHECKPOINT_FORMAT, "arch": arch.to_dict(), "state_dict": model.state_dict(), **extra}, path
     )
 
 
-def load_checkpoint(path: str) -> tuple[Architecture, nn.Module, dict[str, Any]]:
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+def load_checkpoint(path: str | Path) -> tuple[Architecture, nn.Module, dict[str, Any]]:
+    """(architecture, model, extra records) of a checkpoint; a DamagedFileError names a file that
+    is missing, damaged, or not a prunebench checkpoint."""
+    blob = load_torch(path)
     if blob.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path} is not a prunebench checkpoint (format {blob.get('format')!r})")
-    arch = Architecture.from_dict(blob["arch"])
-    model = instantiate(arch, blob["state_dict"])
+        raise DamagedFileError(f"{path} is not a prunebench checkpoint (format {blob.get('format')!r})")
+    try:
+        arch = Architecture.from_dict(blob["arch"])
+        model = instantiate(arch, blob["state_dict"])
+    except Exception as e:  # a record that passed its checksum but does not build: another version wrote it
+        raise DamagedFileError(f"{path} does not rebuild its model ({type(e).__name__}: {e})") from None
     extra = {k: v for k, v in blob.items() if k not in ("format", "arch", "state_dict")}
     return arch, model, extra

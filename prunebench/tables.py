@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from prunebench.io import atomic_write_text
+from prunebench.errors import DamagedFileError
+from prunebench.io import atomic_write_text, file_sha256, read_json
 
 # Sums over every round of a run (round 0, the dense training, included): rounds.csv column.
 LEDGER = {"train_epochs_total": "epochs", "images_seen": "images", "train_wall_s": "wall_s"}
@@ -233,13 +233,30 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COMPARISON_COLUMNS)
 
 
+def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(summary.json, run.json) of a finished run, after checking that the files its summary
+    vouches for (rounds.csv, layers.csv, final.pt, config.yaml, run.json) are the ones it wrote; a DamagedFileError
+    names the file and how to write it again otherwise."""
+    summary = read_json(run_dir / "summary.json")
+    run = read_json(run_dir / "run.json", checked=True)
+    for name, digest in summary["sha256"].items():
+        path = run_dir / name
+        if not path.is_file() or file_sha256(path) != digest:
+            state = "is missing" if not path.is_file() else "is damaged: it is not the file the run wrote"
+            raise DamagedFileError(
+                f"{path} {state}; run the experiment again with the same config and --out {run_dir} (it resumes "
+                "from its saved rounds and writes its results again; in a study: snakemake --forcerun "
+                f"'{run_dir / 'summary.json'}')"
+            )
+    return summary, run
+
+
 def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     """Write the seven tables for ``run_dirs`` into ``out``; returns their paths."""
     rounds, layers, runs, dense = [], [], [], {}
     for d in run_dirs:
+        summary, run = read_run(d)
         r = pd.read_csv(d / "rounds.csv")
-        summary = json.loads((d / "summary.json").read_text())
-        run = json.loads((d / "run.json").read_text())
         config = yaml.safe_load((d / "config.yaml").read_text())
         r.insert(1, "experiment", _experiment(d))
         rounds.append(r)
@@ -259,7 +276,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         )
         dense_dir = Path(run["dense_dir"])
         if dense_dir not in dense:
-            record = json.loads((dense_dir / "dense.json").read_text())
+            record = read_json(dense_dir / "dense.json", checked=True)
             dense[dense_dir] = {
                 "dataset": final["dataset"],
                 "model": final["model"],
@@ -300,6 +317,7 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
     cpu = environment_record()["processor"]
     rows = []
     for d in run_dirs:
+        read_run(d)
         final = pd.read_csv(d / "rounds.csv").query("final").iloc[0]
         arch, model, _ = surgery.load_checkpoint(str(d / "final.pt"))
         dense = surgery.instantiate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,18 +14,12 @@ from tqdm import tqdm
 
 from prunebench.config import TrainConfig
 from prunebench.data import Batches
-from prunebench.errors import TrainingDivergedError
-from prunebench.io import atomic_torch_save
+from prunebench.errors import DamagedFileError, TrainingDivergedError
+from prunebench.io import atomic_torch_save, load_torch
+
+log = logging.getLogger("prunebench")
 
 ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("train.device is 'cuda' but no CUDA device is available; use 'auto' or 'cpu'")
-    return torch.device(name)
 
 
 def seeded_generator(*key: object) -> torch.Generator:
@@ -53,6 +48,23 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float) -> torch.optim
     )
 
 
+def _resumable(checkpoint: Path, key: tuple[object, ...], identity: str) -> dict | None:
+    """The saved state of this phase in ``checkpoint``, if there is an intact one. The file is
+    disposable: a damaged one, or one of another phase or config, is discarded with a warning."""
+    if not checkpoint.exists():
+        return None
+    try:
+        blob = load_torch(checkpoint)
+    except DamagedFileError as e:
+        log.warning("%s; discarding it: this phase trains from its first epoch", e)
+        checkpoint.unlink()
+        return None
+    if blob["key"] != list(map(str, key)) or blob["identity"] != identity:
+        log.warning("%s holds another phase or config; this phase trains from its first epoch", checkpoint)
+        return None
+    return blob
+
+
 def train_epochs(
     model: nn.Module,
     batches: Batches,
@@ -70,22 +82,18 @@ def train_epochs(
     resumed phase returns the same number as an uninterrupted one).
 
     After every epoch the model and optimizer are saved to ``checkpoint``; a later call with the
-    same ``key`` and ``identity`` (the config hash: a checkpoint of another config is ignored)
-    resumes after the last finished epoch. The caller deletes ``checkpoint`` once it has saved what
-    it trained. Data order and augmentation of each epoch
-    come from a generator seeded by (key, epoch), so a resumed phase equals an uninterrupted one.
+    same ``key`` and ``identity`` (the config hash) resumes after the last finished epoch; a
+    checkpoint of another phase or config, or a damaged one, is discarded with a warning. The
+    caller deletes ``checkpoint`` once it has saved what it trained. Data order and augmentation
+    of each epoch come from a generator seeded by (key, epoch), so a resumed phase equals an uninterrupted one.
     ``on_epoch_end(e, model)`` is called after epoch ``e`` is trained and before its checkpoint
     is written: a kill between the two repeats the epoch and the call, never skips the call."""
     optimizer = make_optimizer(model, cfg, lr_at(epochs.start) if len(epochs) else cfg.lr)
     start, images = epochs.start, 0
-    if checkpoint.exists():
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        if blob["key"] == list(map(str, key)) and blob.get("identity") == identity:
-            model.load_state_dict(blob["model"])
-            optimizer.load_state_dict(blob["optimizer"])
-            start = blob["next_epoch"]
-            # Checkpoints written before the count was kept: every epoch is one pass over the split.
-            images = blob.get("images", (start - epochs.start) * batches.num_samples)
+    if (blob := _resumable(checkpoint, key, identity)) is not None:
+        model.load_state_dict(blob["model"])
+        optimizer.load_state_dict(blob["optimizer"])
+        start, images = blob["next_epoch"], blob["images"]
     for epoch in epochs:
         if epoch < start:
             continue

@@ -4,6 +4,7 @@ and what is allowed, before any file is written; training that diverges stops th
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from prunebench.cli import main
@@ -27,13 +28,30 @@ CASES = [
     ("YAML syntax error", "name: [x\n", [], "is not valid YAML"),
     ("a key twice", "name: a\nseed: 1\nname: b\n", [], "'name' is given twice"),
     ("a section not a mapping", "train: 5\n", [], "config section train must be a mapping"),
+    ("unknown model", None, ["model.name=lenet999"], "unknown model 'lenet999'; choose one of: lenet300_100"),
+    ("unknown dataset", None, ["data.dataset=cifar100"], "unknown dataset 'cifar100'; choose one of"),
+    ("unknown model option", None, ["model.options={width: 2}"], "has no option(s) ['width']"),
+    (
+        "a model too deep for the images",
+        None,
+        ["model.name=vgg16", "data.synthetic.size=4"],
+        "model 'vgg16' (options {}) does not take the 1x4x4 images of dataset 'synthetic'",
+    ),
+    ("unknown method", None, ["prune.method=nope"], "unknown method 'nope'; choose one of: aap"),
+    ("unknown policy", None, ["prune.policy=iterativ"], "unknown policy 'iterativ'"),
+    ("unknown method option", None, ["prune.method=aap", "prune.method_options={functon: mean}"], "functon"),
+    ("an unknown key", None, ["train.epoch=3"], "unknown config key 'train.epoch' (did you mean 'train.epochs'?)"),
+    ("a missing config file", "MISSING", [], "does not exist"),
 ]
+if not torch.cuda.is_available():
+    CASES.append(("cuda without a GPU", None, ["train.device=cuda"], "no CUDA device is available"))
 
 
 @pytest.mark.parametrize("text, sets, message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_refused_before_any_file_is_written(tmp_path, capsys, text, sets, message):
     config = tmp_path / "config.yaml"
-    config.write_text(yaml.safe_dump(TINY) if text is None else text)
+    if text != "MISSING":
+        config.write_text(yaml.safe_dump(TINY) if text is None else text)
     out = tmp_path / "out"
     args = ["run", str(config), "--out", str(out)] + [a for s in sets for a in ("--set", s)]
     assert main(args) == 2
@@ -49,3 +67,29 @@ def test_training_that_diverges_stops_the_run_and_keeps_nothing(tmp_path, capsys
     assert main(["run", str(config), "--out", str(out)]) == 2
     assert "training diverged in epoch 1" in capsys.readouterr().err
     assert not (out / "dense" / "dense.json").exists() and not (out / "summary.json").exists()
+
+
+def test_an_output_path_under_a_file_is_refused_with_the_fix(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    (tmp_path / "notes").write_text("mine")
+    assert main(["run", str(config), "--out", str(tmp_path / "notes" / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "a part of the path is a file, not a directory; choose another path" in err and "Traceback" not in err
+    assert (tmp_path / "notes").read_text() == "mine"
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
+    import prunebench.engine
+
+    def broken(*args, **kwargs):
+        raise IndexError("list index out of range")
+
+    monkeypatch.setattr(prunebench.engine, "run_experiment", broken)
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "internal error: IndexError: list index out of range" in err and "--debug" in err
+    with pytest.raises(IndexError):
+        main(["run", str(config), "--out", str(tmp_path / "out"), "--debug"])

@@ -105,7 +105,7 @@ def test_matched_runs_refuse_a_missing_or_wrong_reference_before_any_work(tmp_pa
     cases = [
         ([], "policy 'matched' keeps the channels .* of experiment 'tiny': .*--reference RUN_DIR/final.pt"),
         (["--reference", str(tmp_path / "nope.pt")], "nope.pt does not exist; run the reference experiment first"),
-        (["--reference", config], "is not a prunebench checkpoint"),
+        (["--reference", config], "cannot be read as a prunebench file"),
         (["--reference", str(tmp_path / "other.pt")], "is a lenet300_100 .*this run prunes a lenet5"),
         (["--reference", str(tmp_path / "wider.pt")], "10 classes.*this run prunes a lenet5 .*4 classes"),
     ]

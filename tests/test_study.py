@@ -56,18 +56,25 @@ def test_run_configs_merge_base_model_and_experiment():
     assert dense_hash(k1) != dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 0)))
 
 
-def test_machine_settings_stay_out_of_run_configs():
-    s = _study(data_root="/datasets", gpu=True)
-    assert study.machine_overrides(s, gpus=1) == ["data.root=/datasets", "train.device=cuda"]
-    assert "root" not in study.run_config(s, "lenet5", "ilp", 0)["data"]
-    assert study.machine_overrides(_study(), gpus=0) == ["train.device=cpu"]
+def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in():
+    s = _study(data_root="/datasets", gpu=True, threads=3)
+    assert study.machine_overrides(s) == ["data.root=/datasets"]
+    cfg = study.run_config(s, "lenet5", "ilp", 0)
+    assert "root" not in cfg["data"]
+    assert (cfg["train"]["device"], cfg["train"]["threads"]) == ("cuda", 3)
+    assert study.dense_config(_study(), "lenet5", 2, 0)["train"]["device"] == "cpu"
+    assert study.machine_overrides(_study()) == []
 
 
 @pytest.mark.parametrize(
     "edit,message",
     [
         (lambda s: s.update(seed=[0]), "unknown key 'seed' in the study config .did you mean 'seeds'"),
-        (lambda s: s["base"]["train"].update(threads=4), "base.train.threads is a machine setting"),
+        (lambda s: s["base"]["train"].update(threads=4), "base.train.threads is set for every run by the study"),
+        (lambda s: s["models"].append("lenet999"), "unknown model 'lenet999'; choose one of"),
+        (lambda s: s["base"]["data"].update(dataset="cifar100"), "unknown dataset 'cifar100'; choose one of"),
+        (lambda s: s["base"].update(model={"options": {"width": 2}}), "has no option.s. .'width'."),
+        (lambda s: s["experiments"]["ilp"]["prune"].update(policy_options={"rate": "0.3"}), "option 'rate' must be"),
         (lambda s: s["per_model"].update(vgg16={}), "per_model.vgg16: 'vgg16' is not in models"),
         (lambda s: s["per_model"].update(lenet5={"prune": {"max_rounds": 3}}), "per_model.lenet5.prune: set by"),
         (lambda s: s["experiments"]["ilp"].update(prunee={}), "unknown key 'prunee' in experiment 'ilp'"),

@@ -168,11 +168,30 @@ def test_rerun_does_nothing(smoke):
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr
 
 
-def test_moving_the_study_to_another_machine_reruns_nothing(smoke):
+def test_moving_the_data_reruns_nothing_but_another_device_or_thread_count_retrains(smoke):
     tmp, _ = smoke
-    moved = study(tmp, "moved", lambda c: c.update(data_root=str(tmp / "elsewhere"), gpu=True))
+    moved = study(tmp, "moved", lambda c: c.update(data_root=str(tmp / "elsewhere")))
     dry = snakemake(tmp, moved, "-n")
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-2000:]
+    for name, edit in (("gpu", lambda c: c.update(gpu=True)), ("threads", lambda c: c.update(threads=2))):
+        out = snakemake(tmp, study(tmp, name, edit), "-n")
+        out = out.stdout + out.stderr
+        stats = out[out.index("Job stats") : out.index("total")]
+        assert re.search(r"dense\s+4\n", stats) and re.search(r"prune\s+10\n", stats), stats
+
+
+def test_tables_depend_on_every_run_table_they_read(smoke):
+    tmp, config = smoke
+    rounds = tmp / RESULTS / "runs/lenet5/ilp/seed0/rounds.csv"
+    before = rounds.stat()
+    os.utime(rounds)  # newer than the tables
+    try:
+        out = snakemake(tmp, config, "-n")
+    finally:
+        os.utime(rounds, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = out.stdout + out.stderr
+    stats = out[out.index("Job stats") : out.index("total")]
+    assert re.search(r"tables\s+1\n", stats) and "prune" not in stats, stats
 
 
 def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
@@ -203,7 +222,7 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
         (lambda c: c["experiments"]["ilp"]["prune"]["policy_options"].update(target=-5), "target must be"),
         (lambda c: c.update(modles=["lenet5"]), "unknown key 'modles' in the study config .did you mean 'models'"),
         (lambda c: c["experiments"]["ilp"].update(train={"lr": 0.2}), "unknown key 'lr' in experiment 'ilp' train"),
-        (lambda c: c["base"]["data"].update(root="/data"), "base.data.root is a machine setting"),
+        (lambda c: c["base"]["data"].update(root="/data"), "base.data.root is set for every run by the study"),
         (lambda c: c["experiments"]["ilp"].update(models=["vgg16"]), "model 'vgg16' is not in models"),
         (lambda c: c["experiments"]["ilp"]["prune"].update(policy="iterativ"), "unknown policy 'iterativ'"),
         (
@@ -239,7 +258,10 @@ def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
     proc.wait()
     assert not (results / "tables").exists()
     dense = results / "data/synthetic.json", results / "dense/lenet5/k1/seed0/dense.json"
-    finished = {p: p.stat().st_mtime_ns for p in [*dense, *state.glob("round_*.pt")]}
+    # A round is finished once history.json lists it (a kill between its checkpoint and the
+    # history recomputes it, to the same numbers).
+    done = [state / f"round_{r['round']:03d}.pt" for r in json.loads((state / "history.json").read_text())["rounds"]]
+    finished = {p: p.stat().st_mtime_ns for p in [*dense, *done]}
 
     # kill -9 leaves Snakemake's lock behind (Ctrl-C does not); --unlock removes only the lock.
     assert snakemake(tmp_path, config, "--unlock").returncode == 0

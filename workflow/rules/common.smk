@@ -69,10 +69,7 @@ def as_json(d):
 
 
 def machine_args(wildcards, resources):
-    """--set arguments for where the data lives and which device trains. Taking `resources`
-    makes this a derived param, which Snakemake does not treat as a rerun trigger: moving a
-    study to another machine (data elsewhere, a GPU) reruns nothing."""
-    gpus = getattr(resources, "gpu", 0)
-    return " ".join(
-        f"--set {shlex.quote(s)}" for s in study.machine_overrides(config, gpus)
-    )
+    """--set arguments for where the data lives. Taking `resources` makes this a derived param,
+    which Snakemake does not treat as a rerun trigger: moving the data reruns nothing. (The
+    device and threads are in each job's config: they change results.)"""
+    return " ".join(f"--set {shlex.quote(s)}" for s in study.machine_overrides(config))

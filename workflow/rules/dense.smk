@@ -18,5 +18,5 @@ rule dense:
         config=lambda wc: as_json(study.dense_config(config, wc.model, wc.k, wc.seed)),
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "echo {params.config:q} | prunebench dense - --out {params.out:q} --set train.threads={threads}"
+        "echo {params.config:q} | prunebench dense - --out {params.out:q}"
         " {params.machine} --replace-stale > {log:q} 2>&1"

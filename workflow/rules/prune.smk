@@ -23,7 +23,7 @@ rule preflight:
         dense=lambda wc, input: os.path.dirname(input.dense),
     shell:
         "echo {params.config:q} | prunebench preflight - --dense {params.dense:q}"
-        " --set train.threads={threads} {params.machine} --out {output:q} > {log:q} 2>&1"
+        " {params.machine} --out {output:q} > {log:q} 2>&1"
 
 
 rule prune:
@@ -55,4 +55,4 @@ rule prune:
         ),
     shell:
         "echo {params.config:q} | prunebench run - --out {params.out:q} --dense {params.dense:q}"
-        " {params.reference:q} --set train.threads={threads} {params.machine} --replace-stale > {log:q} 2>&1"
+        " {params.reference:q} {params.machine} --replace-stale > {log:q} 2>&1"

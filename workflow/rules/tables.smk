@@ -1,12 +1,20 @@
 # The study's tidy tables, from every run directory, and the latency of every final model.
 
 RUN_DIRS = [run_dir(r.model, r.experiment, r.seed) for r in RUNS]
+DENSE_DIRS = sorted({dense_dir(r.model, r.rewind_epoch, r.seed) for r in RUNS})
 LATENCY = config.get("latency") or {}
 
 
+# Every file the tables read is an input; the rest of a run (config.yaml, run.json, final.pt)
+# is checked against the checksums in its summary.json.
 rule tables:
     input:
-        [f"{d}/summary.json" for d in RUN_DIRS],
+        [
+            f"{d}/{name}"
+            for d in RUN_DIRS
+            for name in ("summary.json", "rounds.csv", "layers.csv")
+        ],
+        [f"{d}/dense.json" for d in DENSE_DIRS],
     output:
         [
             f"{RESULTS}/tables/{name}.csv"

@@ -1,0 +1,44 @@
+"""What a run config is checked for before any data is loaded or file written, beyond the key and
+type checks of :mod:`prunebench.config`: the method, policy and their options, the dataset, the
+model and its options, and whether the model takes the dataset's images (a forward pass of an
+initialised model). Single runs and every run of a study go through :func:`check_run`."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import torch
+
+from prunebench import surgery
+from prunebench.config import Config
+from prunebench.data import dataset_info
+from prunebench.errors import ConfigError
+from prunebench.policies import resolve_prune
+
+# (model, options, dataset shape) already built in this process: a study checks each once.
+_fits: set[tuple[str, str, tuple[int, int, int]]] = set()
+
+
+def check_run(cfg: Config) -> None:
+    """Refuse, with a ConfigError naming the key and the choices, a config that cannot run."""
+    resolve_prune(copy.deepcopy(cfg.prune))
+    info = dataset_info(cfg.data)
+    shape = (info.num_classes, info.in_channels, info.image_size)
+    key = (cfg.model.name, json.dumps(cfg.model.options, sort_keys=True), shape)
+    if key in _fits:
+        return
+    arch = surgery.dense_architecture(cfg.model.name, *shape, cfg.model.options)
+    try:
+        model = surgery.instantiate(arch)
+        with torch.no_grad():
+            model.eval()(arch.example_input())
+    except ConfigError:  # unknown model or option: the registry's message names the choices
+        raise
+    except Exception as e:
+        size = f"{info.in_channels}x{info.image_size}x{info.image_size}"
+        raise ConfigError(
+            f"model {cfg.model.name!r} (options {cfg.model.options}) does not take the {size} images of dataset "
+            f"{cfg.data.dataset!r} ({type(e).__name__}: {e}); choose another model (`prunebench models`) or dataset"
+        ) from None
+    _fits.add(key)
