@@ -125,6 +125,13 @@ def _another_dense(dense_dir: Path, other: str, key: str) -> ConfigError:
     )
 
 
+def _damaged_shared_dense(dense_dir: Path, error: DamagedFileError) -> DamagedFileError:
+    return DamagedFileError(
+        f"{error}; the shared dense model in {dense_dir} cannot be used: train it again with "
+        f"`prunebench dense CONFIG --out {dense_dir}` (in a study: snakemake --forcerun '{dense_dir / 'dense.json'}')"
+    )
+
+
 def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device, owner: bool) -> dict[str, Any]:
     """Train (or reuse) the dense model of ``cfg``: ``dense.pt`` after E epochs, ``rewind.pt``
     after k epochs, ``dense.json`` with its accuracy. Shared by every method pruning it. A
@@ -138,11 +145,7 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
         raise _another_dense(dense_dir, detail, key)
     if status == "damaged":
         if not owner:
-            raise DamagedFileError(
-                f"{detail}; the shared dense model in {dense_dir} cannot be used: train it again with "
-                f"`prunebench dense CONFIG --out {dense_dir}` (in a study: snakemake --forcerun "
-                f"'{dense_dir / 'dense.json'}')"
-            )
+            raise _damaged_shared_dense(dense_dir, detail)
         log.warning("%s; training the dense model again", detail)
         (dense_dir / "dense.json").unlink()
     dense_dir.mkdir(parents=True, exist_ok=True)
@@ -470,11 +473,13 @@ def run_experiment(
     owner = dense_dir is None
     dense_dir = dense_dir or out / "dense"
     run_record["dense_dir"] = str(dense_dir)
-    status, other = dense_status(dense_dir, run_record["dense_hash"])
+    status, detail = dense_status(dense_dir, run_record["dense_hash"])
     if status == "other":
         if not (owner and stale):  # a private dense model goes with the run it belongs to
-            raise _another_dense(dense_dir, other, run_record["dense_hash"])
+            raise _another_dense(dense_dir, detail, run_record["dense_hash"])
         stale.append("dense")
+    if status == "damaged" and not owner:
+        raise _damaged_shared_dense(dense_dir, detail)
     with _logging_to(out):
         with replacing(out, stale, what):
             summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device)

@@ -93,3 +93,28 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path,
     assert "internal error: IndexError: list index out of range" in err and "--debug" in err
     with pytest.raises(IndexError):
         main(["run", str(config), "--out", str(tmp_path / "out"), "--debug"])
+
+
+def test_a_full_disk_says_so_and_the_run_resumes_once_there_is_space(tmp_path, capsys, monkeypatch):
+    import errno
+
+    import prunebench.io
+
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "out"
+    real, writes = prunebench.io._atomic, []
+
+    def fills_up(path, write):
+        writes.append(path)
+        if len(writes) > 6:  # the disk fills during the run
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, write)
+
+    monkeypatch.setattr(prunebench.io, "_atomic", fills_up)
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device writing" in err and "run the same command again" in err
+    assert "Traceback" not in err
+    monkeypatch.setattr(prunebench.io, "_atomic", real)
+    assert main(["run", str(config), "--out", str(out)]) == 0

@@ -109,6 +109,7 @@ def test_a_damaged_shared_dense_model_is_refused_and_retrained_by_its_owner(fini
     assert main(["run", str(config), "--out", str(out), "--dense", str(tmp_path / "dense")]) == 2
     err = capsys.readouterr().err
     assert "dense.pt is damaged" in err and "prunebench dense CONFIG --out" in err and "Traceback" not in err
+    assert not out.exists()  # refused before any file was written
     assert main(["dense", str(config), "--out", str(tmp_path / "dense")]) == 0
     assert "training the dense model again" in capsys.readouterr().err
     assert main(["run", str(config), "--out", str(out), "--dense", str(tmp_path / "dense")]) == 0

@@ -46,6 +46,13 @@ def test_fashion_mnist_from_a_mirror_through_torchvision(tmp_path):
     # The decoded tensors are cached: the mirror is no longer needed.
     cfg2 = config_from_dict({"data": {"dataset": "fashion_mnist", "val_size": 5, "download": False}})
     assert torch.equal(load_splits(cfg2.data).test.x, splits.test.x)
+    # A damaged cache is never used: it is rebuilt from the dataset.
+    cache = next((tmp_path / "data" / "prunebench-cache").glob("fashion_mnist*.pt"))
+    data = bytearray(cache.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    cache.write_bytes(bytes(data))
+    assert torch.equal(load_splits(cfg.data).test.x, splits.test.x)
+    assert torch.equal(load_splits(cfg2.data).test.x, splits.test.x)  # and the rebuilt cache is intact
 
 
 def test_cifar10_jpeg_from_the_mirror_archive(tmp_path):

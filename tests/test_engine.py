@@ -36,7 +36,7 @@ def _comparable(csv: Path) -> pd.DataFrame:
 
 
 def test_cli_run_writes_the_documented_results(tmp_path, capsys):
-    out = tmp_path / "run"
+    out = tmp_path / "my run's [1] $HOME ü"  # paths with spaces and odd characters work
     assert main(["run", str(_write(tmp_path, "tiny")), "--out", str(out)]) == 0
     rounds = pd.read_csv(out / "rounds.csv")
     assert rounds["round"].tolist() == list(range(len(rounds))) and len(rounds) >= 2

@@ -76,6 +76,18 @@ def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in
         (lambda s: s["base"].update(model={"options": {"width": 2}}), "has no option.s. .'width'."),
         (lambda s: s["experiments"]["ilp"]["prune"].update(policy_options={"rate": "0.3"}), "option 'rate' must be"),
         (lambda s: s["per_model"].update(vgg16={}), "per_model.vgg16: 'vgg16' is not in models"),
+        (lambda s: s["experiments"]["ilp"].update(models=["vgg16"]), "model 'vgg16' is not in models"),
+        (lambda s: s["base"]["train"].update(epoch=3), "unknown config key 'train.epoch'"),
+        (lambda s: s["base"]["data"].update(root="/data"), "base.data.root is set for every run by the study"),
+        (lambda s: s["experiments"]["ilp"]["prune"].update(policy_options={"target": -5}), "target must be"),
+        (lambda s: s["experiments"]["ilp"].update(train={"lr": 0.2}), "unknown key 'lr' in experiment 'ilp' train"),
+        (lambda s: s["experiments"]["ilp"]["prune"].update(policy="iterativ"), "unknown policy 'iterativ'"),
+        (
+            lambda s: s["experiments"].update(
+                m={"prune": {"method": "random", "policy": "matched", "policy_options": {"reference": "aap"}}}
+            ),
+            "policy 'matched' references 'aap', which is not an experiment of this study",
+        ),  # fmt: skip
         (lambda s: s["per_model"].update(lenet5={"prune": {"max_rounds": 3}}), "per_model.lenet5.prune: set by"),
         (lambda s: s["experiments"]["ilp"].update(prunee={}), "unknown key 'prunee' in experiment 'ilp'"),
         (lambda s: s["experiments"]["ilp"]["prune"].update(method="l2"), "experiment 'ilp'.*unknown method 'l2'"),
