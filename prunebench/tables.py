@@ -235,19 +235,25 @@ def comparison_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(summary.json, run.json) of a finished run, after checking that the files its summary
-    vouches for (rounds.csv, layers.csv, final.pt, config.yaml, run.json) are the ones it wrote; a DamagedFileError
-    names the file and how to write it again otherwise."""
-    summary = read_json(run_dir / "summary.json")
-    run = read_json(run_dir / "run.json", checked=True)
-    for name, digest in summary["sha256"].items():
-        path = run_dir / name
-        if not path.is_file() or file_sha256(path) != digest:
-            state = "is missing" if not path.is_file() else "is damaged: it is not the file the run wrote"
-            raise DamagedFileError(
-                f"{path} {state}; run the experiment again with the same config and --out {run_dir} (it resumes "
-                "from its saved rounds and writes its results again; in a study: snakemake --forcerun "
-                f"'{run_dir / 'summary.json'}')"
-            )
+    vouches for (rounds.csv, layers.csv, final.pt, config.yaml, run.json) are the ones it
+    wrote; otherwise a DamagedFileError names the file and how to write it again."""
+    again = (
+        f"; run the experiment again with the same config and --out {run_dir} (it resumes from its saved "
+        f"rounds and writes its results again; in a study: snakemake --forcerun '{run_dir / 'summary.json'}')"
+    )
+    try:
+        summary = read_json(run_dir / "summary.json")
+        run = read_json(run_dir / "run.json", checked=True)
+        if "sha256" not in summary:
+            raise DamagedFileError(f"{run_dir / 'summary.json'} has no checksums of the run's files")
+        for name, digest in summary["sha256"].items():
+            path = run_dir / name
+            if not path.is_file():
+                raise DamagedFileError(f"{path} is missing")
+            if file_sha256(path) != digest:
+                raise DamagedFileError(f"{path} is damaged: it is not the file the run wrote")
+    except DamagedFileError as e:
+        raise DamagedFileError(f"{e}{again}") from None
     return summary, run
 
 
