@@ -45,7 +45,7 @@ from prunebench.policies import (
     ThresholdSelection,
     resolve_prune,
 )
-from prunebench.replace import discard_stashes, replacing, stashes
+from prunebench.replace import discard_stashes, reclaim, replacing, stashes
 from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
 from prunebench.selection import (
     layer_aware_thresholds,
@@ -65,11 +65,19 @@ def _to_device(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module
     return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
 
 
+class _LogFile(logging.FileHandler):
+    """A log file whose write errors (a full disk) stop the run like any other failed write,
+    instead of logging's own traceback on the terminal for every later message."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        raise  # the OSError being handled
+
+
 @contextmanager
 def _logging_to(directory: Path) -> Iterator[None]:
     """Log the engine's messages to ``directory/log.txt`` for the duration of the block."""
     directory.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(directory / "log.txt")
+    handler = _LogFile(directory / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     # Warnings (a damaged file recomputed, a run replaced) are also said on the terminal.
     terminal = logging.StreamHandler()
@@ -370,7 +378,7 @@ class RunState:
 
     def _truncate(self, n: int) -> None:
         """Keep the first ``n`` rounds; delete every later round's files."""
-        first = self.rounds[n]["round"] if n < len(self.rounds) else len(self.rounds)
+        first = self.rounds[n]["round"]
         self.rounds = self.rounds[:n]
         self.layers = [layer for layer in self.layers if layer["round"] < first]
         for path in self.dir.glob("round_*.pt"):
@@ -411,18 +419,31 @@ _RUN_ENTRIES = (
 _VOUCHED = ("rounds.csv", "layers.csv", "final.pt", "config.yaml", "run.json")
 
 
+def saved_identity(out: Path) -> str:
+    """The identity of the run ``out`` holds: ``run.json``'s, or the intact ``history.json``'s
+    where ``run.json`` is damaged or missing (it is written again at the start of every run). A
+    DamagedFileError when neither says, or when they disagree."""
+    marker, history = out / "run.json", out / "state" / "history.json"
+    try:
+        saved = read_json(marker, checked=True)["identity"]
+    except DamagedFileError:
+        if not history.exists():
+            raise
+        return read_json(history, checked=True)["config_hash"]
+    if history.exists() and read_json(history, checked=True)["config_hash"] != saved:
+        raise DamagedFileError(f"{history} belongs to another run than {marker}")
+    return saved
+
+
 def _stale_entries(out: Path, identity: str, replace_stale: bool) -> tuple[list[str], str]:
     """The entries of ``out`` to replace before the run of ``identity`` starts there, and what
     they are: none when ``out`` is new or holds this run (to resume), all of them when it holds
     another config's run or damaged records and ``replace_stale`` is given; otherwise a
     ConfigError, before any file is touched."""
-    marker, history = out / "run.json", out / "state" / "history.json"
     if not any((out / name).exists() for name in _RUN_ENTRIES):
         return [], ""
     try:
-        saved = read_json(marker, checked=True)["identity"]
-        if saved == identity and history.exists() and read_json(history, checked=True)["config_hash"] != identity:
-            raise DamagedFileError(f"{history} belongs to another run than {marker}")
+        saved = saved_identity(out)
     except DamagedFileError as e:
         why, what = f"{e}, so the run in {out} cannot be resumed", "a run that cannot be resumed"
     else:
@@ -438,6 +459,17 @@ def _stale_entries(out: Path, identity: str, replace_stale: bool) -> tuple[list[
         f"{why}; use another --out directory, delete it, or pass --replace-stale to replace it (its files are "
         f"kept until the new run finishes){kept}"
     )
+
+
+def _stashed(out: Path, identity: str) -> Path | None:
+    """The stash an interrupted replacement left in ``out`` holding the run of ``identity``."""
+    for stash in stashes(out):
+        try:
+            if saved_identity(stash) == identity:
+                return stash
+        except DamagedFileError:
+            continue
+    return None
 
 
 _SUMMARY_COLUMNS = (
@@ -473,16 +505,22 @@ def run_experiment(
     owner = dense_dir is None
     dense_dir = dense_dir or out / "dense"
     run_record["dense_dir"] = str(dense_dir)
-    status, detail = dense_status(dense_dir, run_record["dense_hash"])
-    if status == "other":
-        if not (owner and stale):  # a private dense model goes with the run it belongs to
-            raise _another_dense(dense_dir, detail, run_record["dense_hash"])
-        stale.append("dense")
-    if status == "damaged" and not owner:
-        raise _damaged_shared_dense(dense_dir, detail)
+    back = _stashed(out, run_record["identity"]) if stale else None
+    if back is None:  # (a stash of this very run comes back with its own dense model, if any)
+        status, detail = dense_status(dense_dir, run_record["dense_hash"])
+        if status == "other":
+            if not (owner and stale):  # a private dense model goes with the run it belongs to
+                raise _another_dense(dense_dir, detail, run_record["dense_hash"])
+            stale.append("dense")
+        if status == "damaged" and not owner:
+            raise _damaged_shared_dense(dense_dir, detail)
+    loaders = make_loaders(cfg.data, cfg.train, device)  # missing data is refused before any file is written
     with _logging_to(out):
+        if back is not None:
+            reclaim(out, back, [*_RUN_ENTRIES, "dense"] if owner else list(_RUN_ENTRIES))
+            stale = []
         with replacing(out, stale, what):
-            summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device)
+            summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device, loaders)
         discard_stashes(out)
     return summary
 
@@ -497,9 +535,10 @@ def dense_only(cfg: Config, dense_dir: Path, replace_stale: bool = False) -> dic
     if status == "other" and not replace_stale:
         raise _another_dense(dense_dir, other, key)
     stale = list(_DENSE_FILES) if status == "other" else []
+    loaders = make_loaders(cfg.data, cfg.train, device)  # missing data is refused before any file is written
     with _logging_to(dense_dir):
         with replacing(dense_dir, stale, "the dense model of another config"):
-            record = train_dense(cfg, dense_dir, make_loaders(cfg.data, cfg.train, device), device, owner=True)
+            record = train_dense(cfg, dense_dir, loaders, device, owner=True)
         discard_stashes(dense_dir)
     return record
 
@@ -513,6 +552,7 @@ def _run(
     policy: Policy,
     run_record: dict[str, Any],
     device: torch.device,
+    loaders: Loaders,
 ) -> dict[str, Any]:
     policy_name = cfg.prune.policy
     run_hash = run_record["config_hash"]
@@ -523,8 +563,6 @@ def _run(
     state = RunState(out / "state", run_record["identity"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
     write_json(environment_record(), out / "env.json")
-
-    loaders = make_loaders(cfg.data, cfg.train, device)
     dense = train_dense(cfg, dense_dir, loaders, device, owner)
     rewind_state = surgery.load_checkpoint(str(dense_dir / "rewind.pt"))[1].state_dict()
     base_row = {
@@ -610,7 +648,7 @@ def _run(
             for name, m in (("dense", dense_model), ("final", model))
             for n in sorted({1, threads})
         }
-    write_json(summary, out / "summary.json")
+    write_json(summary, out / "summary.json", checked=True)
     log.info(
         "done: %s; target %s (final round %d, params -%.2f%%, val drop %.2f)",
         stop_reason,

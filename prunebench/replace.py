@@ -2,9 +2,12 @@
 
 ``--replace-stale`` hands a directory holding another config's run (or dense model) to a new
 one. The old files are moved aside into a hidden ``.replaced-*`` folder first, with a warning
-that names them; when the new run fails (an error, Ctrl-C) its files are removed and the old
-ones moved back; only when it has finished are the old files deleted. After a kill -9 the folder
-stays; the next run that finishes in the directory deletes it, and until then refusals name it.
+that names them; when the new run fails (an error in it: a diverged training, a bad input) its
+files are removed and the old ones moved back; only when it has finished are the old files
+deleted. When it is interrupted (Ctrl-C, kill -9, a full disk) it keeps what it saved, to
+resume, and the folder stays: the next run that finishes in the directory deletes it, a run of
+the old config started with ``--replace-stale`` takes its files back (:func:`reclaim`), and
+until then refusals name it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,11 @@ def replacing(directory: Path, names: Sequence[str], what: str) -> Iterator[None
                 ", ".join(present), stash)  # fmt: skip
     try:
         yield
+    except (KeyboardInterrupt, OSError):
+        # Interrupted, or the disk is full: the new run resumes from what it saved when started
+        # again, as after a kill -9; the old files stay aside until it finishes.
+        log.warning("the new run stopped; it resumes when started again, and %s stays until it finishes", stash)
+        raise
     except BaseException:
         for name in names:
             _remove(directory / name)
@@ -64,3 +72,18 @@ def discard_stashes(directory: Path) -> None:
     for stash in stashes(directory):
         log.warning("deleting %s, left by an interrupted replacement that has now finished", stash)
         shutil.rmtree(stash)
+
+
+def reclaim(directory: Path, stash: Path, names: Sequence[str]) -> None:
+    """Move the entries ``names`` of ``stash`` back into ``directory`` (an interrupted
+    replacement's old run, wanted again); what ``directory`` holds under those names goes into a
+    new stash, deleted when the run finishes."""
+    mine = [n for n in names if (stash / n).exists()]
+    theirs = [n for n in names if (directory / n).exists() and (n in mine or n != "dense")]
+    aside = Path(tempfile.mkdtemp(prefix=PREFIX, dir=directory))
+    for name in theirs:
+        os.replace(directory / name, aside / name)
+    for name in mine:
+        os.replace(stash / name, directory / name)
+    shutil.rmtree(stash)
+    log.warning("took back the run kept in %s; what %s held instead is in %s", stash, directory, aside)

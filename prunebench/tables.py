@@ -242,10 +242,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         f"rounds and writes its results again; in a study: snakemake --forcerun '{run_dir / 'summary.json'}')"
     )
     try:
-        summary = read_json(run_dir / "summary.json")
+        summary = read_json(run_dir / "summary.json", checked=True)
         run = read_json(run_dir / "run.json", checked=True)
-        if "sha256" not in summary:
-            raise DamagedFileError(f"{run_dir / 'summary.json'} has no checksums of the run's files")
         for name, digest in summary["sha256"].items():
             path = run_dir / name
             if not path.is_file():
@@ -283,6 +281,11 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         dense_dir = Path(run["dense_dir"])
         if dense_dir not in dense:
             record = read_json(dense_dir / "dense.json", checked=True)
+            if record["dense_hash"] != run["dense_hash"]:
+                raise DamagedFileError(
+                    f"{dense_dir} now holds another dense model (hash {record['dense_hash']}) than the one {d} pruned "
+                    f"({run['dense_hash']}); run {d} again on the dense model there, or restore its own"
+                )
             dense[dense_dir] = {
                 "dataset": final["dataset"],
                 "model": final["model"],

@@ -3,6 +3,8 @@ and what is allowed, before any file is written; training that diverges stops th
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
@@ -103,11 +105,10 @@ def test_a_full_disk_says_so_and_the_run_resumes_once_there_is_space(tmp_path, c
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(TINY))
     out = tmp_path / "out"
-    real, writes = prunebench.io._atomic, []
+    real = prunebench.io._atomic
 
     def fills_up(path, write):
-        writes.append(path)
-        if len(writes) > 6:  # the disk fills during the run
+        if Path(path).name == "round_002.pt":  # the disk fills during round 2
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         real(path, write)
 
@@ -116,5 +117,20 @@ def test_a_full_disk_says_so_and_the_run_resumes_once_there_is_space(tmp_path, c
     err = capsys.readouterr().err
     assert "no space left on the device writing" in err and "run the same command again" in err
     assert "Traceback" not in err
+    round_1 = (out / "state/round_001.pt").stat().st_mtime_ns
     monkeypatch.setattr(prunebench.io, "_atomic", real)
     assert main(["run", str(config), "--out", str(out)]) == 0
+    assert (out / "state/round_001.pt").stat().st_mtime_ns == round_1  # resumed after round 1
+    assert "resuming tiny after round 1" in (out / "log.txt").read_text()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_log_file_on_a_full_disk_stops_the_run_with_one_line(tmp_path, capsys):
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "log.txt").symlink_to("/dev/full")
+    assert main(["run", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no space left on the device" in err and "Traceback" not in err and "Logging error" not in err

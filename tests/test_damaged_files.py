@@ -69,8 +69,7 @@ RECOMPUTED = [
     ("a truncated dense model", "dense/dense.pt", truncate, "dense.pt is damaged"),
     ("a damaged rewind state", "dense/rewind.pt", flip, "rewind.pt is damaged"),
     ("a damaged dense record", "dense/dense.json", truncate, "dense.json is damaged: it is not valid JSON"),
-    ("a damaged final model", "final.pt", flip, None),
-    ("a deleted table", "rounds.csv", delete, None),
+    ("a damaged run record", "run.json", truncate, None),  # the intact history says which run it is
 ]
 
 
@@ -117,7 +116,7 @@ def test_a_damaged_shared_dense_model_is_refused_and_retrained_by_its_owner(fini
 
 
 @pytest.mark.parametrize("name, damage", [("rounds.csv", truncate), ("layers.csv", delete), ("final.pt", flip),
-                                          ("config.yaml", flip), ("summary.json", truncate)])  # fmt: skip
+                                          ("config.yaml", flip), ("summary.json", flip)])  # fmt: skip
 def test_tables_refuse_a_run_whose_files_are_not_those_it_wrote(copy_of, tmp_path, capsys, name, damage):
     _, run = copy_of
     damage(run / name)
@@ -136,3 +135,14 @@ def test_a_damaged_training_checkpoint_is_discarded(finished, copy_of, capsys):
     assert main(["run", str(config), "--out", str(run)]) == 0
     assert "training.pt is damaged" in capsys.readouterr().err
     pd.testing.assert_frame_equal(_comparable(original), _comparable(run))
+
+
+def test_tables_refuse_a_run_whose_shared_dense_model_was_replaced(finished, tmp_path, capsys):
+    config, _ = finished
+    run, dense = tmp_path / "run", tmp_path / "dense"
+    assert main(["run", str(config), "--out", str(run), "--dense", str(dense)]) == 0
+    other = tmp_path / "other.yaml"
+    other.write_text(yaml.safe_dump({**TINY, "train": {**TINY["train"], "lr": 0.04}}))
+    assert main(["dense", str(other), "--out", str(dense), "--replace-stale"]) == 0
+    assert main(["tables", str(run), "--out", str(tmp_path / "tables")]) == 2
+    assert "now holds another dense model" in capsys.readouterr().err

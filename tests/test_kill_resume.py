@@ -31,7 +31,7 @@ def _cmd(config: Path, out: Path) -> list[str]:
 
 def _results(run: Path) -> tuple:
     summary = json.loads((run / "summary.json").read_text())
-    for key in ("wall_s", "sha256"):  # time differs; sha256 covers rounds.csv, whose wall_s differs
+    for key in ("wall_s", "sha256", "checksum"):  # time differs, and so the digests of what holds it
         summary.pop(key)
     models = [load_checkpoint(p)[1].state_dict() for p in (run / "final.pt", run / "dense/dense.pt")]
     return (
@@ -50,40 +50,59 @@ def _assert_identical(a: tuple, b: tuple) -> None:
         assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
-def killed_and_resumed(tmp_path: Path, cfg: dict, kills: int, seed: int) -> int:
-    """Kill a run ``kills`` times at random points, then let it finish; compare it with an
-    uninterrupted run. Returns how many kills landed before the run finished."""
+def _started(proc: subprocess.Popen, config_yaml: Path, before: float) -> bool:
+    """Wait until the process has written its config (past imports and checks)."""
+    while proc.poll() is None:
+        if config_yaml.exists() and config_yaml.stat().st_mtime > before:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def killed_and_resumed(tmp_path: Path, cfg: dict, kills: int, seed: int) -> tuple[int, int]:
+    """Kill a run ``kills`` times at random points of its work (drawn from the time an
+    uninterrupted run takes from writing its config to its end), restarting it after each
+    kill, then let it finish and compare it with the uninterrupted run. Returns (kills that
+    landed, kills that landed while rounds were being pruned)."""
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(cfg))
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    proc = subprocess.Popen(_cmd(config, whole), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert _started(proc, whole / "config.yaml", 0)
     start = time.time()
-    subprocess.run(_cmd(config, tmp_path / "whole"), check=True, capture_output=True)
-    duration = time.time() - start
+    assert proc.wait() == 0
+    work = time.time() - start
     rng = random.Random(seed)
-    landed = 0
+    landed = mid_pruning = 0
     for _ in range(kills):
-        proc = subprocess.Popen(_cmd(config, tmp_path / "killed"), stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)  # fmt: skip
+        before = time.time() - 1e-3
+        proc = subprocess.Popen(_cmd(config, killed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _started(proc, killed / "config.yaml", before):
+            break  # finished (or failed) at once: checked below
         try:
-            proc.wait(timeout=rng.uniform(0.0, 0.8 * duration))  # a restart may run faster than the first run
+            proc.wait(timeout=rng.uniform(0.0, work))
             break  # it finished before the kill: nothing left to interrupt
         except subprocess.TimeoutExpired:
             proc.kill()  # SIGKILL
             proc.wait()
             landed += 1
-    done = subprocess.run(_cmd(config, tmp_path / "killed"), capture_output=True, text=True)
+            history = killed / "state/history.json"
+            mid_pruning += history.exists() and len(json.loads(history.read_text())["rounds"]) > 1
+    done = subprocess.run(_cmd(config, killed), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
-    _assert_identical(_results(tmp_path / "whole"), _results(tmp_path / "killed"))
-    return landed
+    _assert_identical(_results(whole), _results(killed))
+    return landed, mid_pruning
 
 
 def test_a_run_killed_at_random_points_ends_identical(tmp_path):
-    assert killed_and_resumed(tmp_path, ILP, kills=3, seed=0) >= 1
+    landed, _ = killed_and_resumed(tmp_path, ILP, kills=3, seed=0)
+    assert landed >= 1
 
 
 @pytest.mark.soak
 @pytest.mark.parametrize("cfg", [ILP, AAP], ids=["ilp", "aap_acc_params"])
 @pytest.mark.parametrize("seed", range(3))
 def test_runs_killed_many_times_end_identical(tmp_path, cfg, seed):
-    landed = killed_and_resumed(tmp_path, cfg, kills=10, seed=seed)
-    print(f"kills that landed before the run finished: {landed}")
-    assert landed >= 1
+    landed, mid_pruning = killed_and_resumed(tmp_path, cfg, kills=10, seed=seed)
+    print(f"kills that landed: {landed}, of which while rounds were pruned: {mid_pruning}")
+    assert mid_pruning >= 1
