@@ -44,6 +44,7 @@ CASES = [
     ("unknown method option", None, ["prune.method=aap", "prune.method_options={functon: mean}"], "functon"),
     ("an unknown key", None, ["train.epoch=3"], "unknown config key 'train.epoch' (did you mean 'train.epochs'?)"),
     ("a missing config file", "MISSING", [], "does not exist"),
+    ("missing data", None, ["data.dataset=fashion_mnist", "data.download=false"], "FashionMNIST not found under"),
 ]
 if not torch.cuda.is_available():
     CASES.append(("cuda without a GPU", None, ["train.device=cuda"], "no CUDA device is available"))
