@@ -31,7 +31,7 @@ from prunebench import surgery
 from prunebench.config import Config, config_hash, dense_hash, resolve_device
 from prunebench.data import Loaders, dataset_info, make_loaders
 from prunebench.errors import ConfigError, DamagedFileError, MethodError
-from prunebench.io import atomic_write_text, file_sha256, load_torch, read_json, write_json
+from prunebench.io import atomic_write_text, file_sha256, load_torch, read_json, remove_leftovers, write_json
 from prunebench.measure import complexity, latency_ms
 from prunebench.methods import Method, ScoringContext
 from prunebench.policies import (
@@ -156,6 +156,8 @@ def train_dense(cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.de
             raise _damaged_shared_dense(dense_dir, detail)
         log.warning("%s; training the dense model again", detail)
         (dense_dir / "dense.json").unlink()
+    if owner:
+        remove_leftovers(dense_dir)
     dense_dir.mkdir(parents=True, exist_ok=True)
     info = dataset_info(cfg.data)
     arch = surgery.dense_architecture(
@@ -359,6 +361,7 @@ class RunState:
         self.run_hash = run_hash
         self.rounds: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
+        remove_leftovers(state_dir)
         if self.path.exists():  # its identity was checked with the run's (_stale_entries)
             blob = read_json(self.path, checked=True)
             self.rounds, self.layers = blob["rounds"], blob["layers"]
@@ -559,6 +562,7 @@ def _run(
     if (matched := run_record.get("reference")) is not None:
         log.info("matching %s: channels per group %s", matched["path"], matched["channels"])
     # run.json first: it says which run this directory holds, before anything else is written.
+    remove_leftovers(out)
     write_json(run_record, out / "run.json", checked=True)
     state = RunState(out / "state", run_record["identity"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")

@@ -22,10 +22,13 @@ from prunebench.errors import DamagedFileError
 CHECKSUM = "checksum"
 
 
+_TMP_SUFFIX = ".tmp"
+
+
 def _atomic(path: str | os.PathLike, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -39,6 +42,14 @@ def _atomic(path: str | os.PathLike, write) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_leftovers(directory: Path) -> None:
+    """Delete the temporary files of writes a kill -9 interrupted in ``directory`` (only its
+    writer may call this: another process's write in progress would be lost)."""
+    if directory.is_dir():
+        for tmp in directory.glob(f".*{_TMP_SUFFIX}"):
+            tmp.unlink(missing_ok=True)
 
 
 def _feed(h: Any, obj: Any) -> None:

@@ -16,6 +16,8 @@ from conftest import TINY
 from prunebench.cli import main
 from prunebench.surgery import load_checkpoint
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 
 def flip(path: Path) -> None:
     """Flip 16 bytes in the middle of the file (the defect report's damage)."""

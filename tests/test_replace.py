@@ -14,6 +14,8 @@ from conftest import TINY
 
 from prunebench.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end runs
+
 
 def tree(directory: Path) -> dict[str, str]:
     """Every file below ``directory`` (the appended log aside) and its content's digest."""
