@@ -1,15 +1,18 @@
 # prunebench: the reproduction as a Snakemake workflow.
 #   snakemake --cores 2                                   (configs/default.yaml)
 #   snakemake --cores 2 --configfile configs/smoke.yaml   (another study)
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# A --configfile replaces the default study instead of being merged into it.
-if not config:
+# A --configfile replaces the default study instead of being merged into it; --config
+# overrides apply on top of whichever study runs.
+if not workflow.overwrite_configfiles:
 
-    configfile: "configs/default.yaml"
+    configfile: os.path.join(workflow.basedir, "configs/default.yaml")
 
 
 include: "workflow/rules/common.smk"

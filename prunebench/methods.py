@@ -10,6 +10,7 @@ engine and are identical for every method.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import inspect
 import os
@@ -97,17 +98,20 @@ def build_options(cls: type, values: dict[str, Any], what: str) -> Any:
         raise ConfigError(f"{what}: {e}") from e
 
 
-def _load_file(path: Path) -> list[type[Method]]:
+@functools.cache
+def _load_file(path: Path) -> tuple[type[Method], ...]:
+    """The method classes of one file, executed once per process: every discovery returns the
+    same classes (a study's DAG discovers methods for each of its runs)."""
     module_name = f"prunebench_methods_{path.parent.name}_{path.stem}"
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
-    return [
+    return tuple(
         obj
         for obj in vars(module).values()
         if inspect.isclass(obj) and issubclass(obj, Method) and obj is not Method and obj.__module__ == module_name
-    ]
+    )
 
 
 def method_dirs(extra: list[str] | None = None) -> list[Path]:

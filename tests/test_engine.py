@@ -216,3 +216,22 @@ def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, p
 
     arch, pruned, _ = load_checkpoint(str(tmp_path / "run" / "final.pt"))
     assert arch.kept and sum(p.numel() for p in pruned.parameters()) == summary["final"]["params"]
+
+
+def test_method_files_are_executed_once_per_process_and_classes_are_stable(tmp_path, monkeypatch):
+    from prunebench.methods import discover_methods
+
+    plugins = tmp_path / "my_methods"
+    plugins.mkdir()
+    (plugins / "counted.py").write_text(
+        "import builtins\nfrom prunebench.methods import Method\n\n"
+        "builtins.counted_executions = getattr(builtins, 'counted_executions', 0) + 1\n\n"
+        "class Counted(Method):\n    name = 'counted'\n    summary = 'x'\n\n"
+        "    def score(self, ctx):\n        return {}\n"
+    )
+    monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(plugins))
+    first, second = discover_methods(), discover_methods()
+    assert first["counted"] is second["counted"] and first["ilp"] is second["ilp"]
+    import builtins
+
+    assert builtins.counted_executions == 1

@@ -268,3 +268,13 @@ def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
     log = (results / "runs/lenet5/ilp/seed0/log.txt").read_text()  # the run's own log, kept across attempts
     assert "resuming lenet5-ilp-seed0 after round" in log
     assert (results / "tables/runs.csv").exists()
+
+
+def test_config_overrides_apply_on_top_of_the_default_study(tmp_path):
+    """`--config` alone (no --configfile) runs the default study with the overrides."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(tmp_path),
+           "--cores", "2", "-n", "--config", "threads=3", f"results={tmp_path / 'r'}"]  # fmt: skip
+    dry = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    out = dry.stdout + dry.stderr
+    assert dry.returncode == 0, out[-2000:]
+    assert re.search(r"prune\s+76\n", out) and str(tmp_path / "r") in out, out[-2000:]
