@@ -59,8 +59,9 @@ def test_json_configs_keep_their_exponent_numbers(tmp_path):
 
 
 def test_threads_and_device_are_part_of_every_identity():
-    """The thread count and the device change results (1 vs 2 threads gave 30.67 vs 92.33 %
-    dense accuracy on synthetic_tiny), so a run resumed or shared under another is another run."""
+    """The thread count and the device change results (synthetic_tiny's dense model: 81.00 %
+    validation accuracy with 1 thread, 57.00 % with 2), so a run resumed or shared under another
+    is another run."""
     one = config_from_dict({"train": {"threads": 1}})
     for other in ({"train": {"threads": 2}}, {"train": {"threads": 1, "device": "cuda"}}):
         assert config_hash(one) != config_hash(config_from_dict(other))
