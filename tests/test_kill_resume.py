@@ -57,6 +57,20 @@ def _assert_identical(a: tuple, b: tuple) -> None:
         assert ma.keys() == mb.keys() and all(torch.equal(ma[k], mb[k]) for k in ma)
 
 
+def _pruning(run: Path) -> bool:
+    """Whether the run had finished its dense stage and at least one round."""
+    history = run / "state/history.json"
+    return history.exists() and len(json.loads(history.read_text())["rounds"]) > 1
+
+
+def _finish_and_compare(config: Path, whole: Path, killed: Path) -> None:
+    """Let the killed run finish; it must equal the uninterrupted one and leave no half-written file."""
+    done = subprocess.run(_cmd(config, killed), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    _assert_identical(_results(whole), _results(killed))
+    assert not list(killed.rglob(".*.tmp")), "half-written files of killed writes were left behind"
+
+
 # Imported by the killed process (PYTHONPATH): SIGKILL at its n-th atomic write, before the
 # write, with the temporary file written but not renamed, or after the rename.
 KILL_HOOK = """
@@ -113,12 +127,8 @@ def killed_at_writes(tmp_path: Path, cfg: dict, kills: int, seed: int, writes: t
             assert code == 0, f"the run failed instead of being killed ({code})"
             break  # it finished before its n-th write
         landed += 1
-        history = killed / "state/history.json"
-        mid_pruning += history.exists() and len(json.loads(history.read_text())["rounds"]) > 1
-    done = subprocess.run(_cmd(config, killed), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    _assert_identical(_results(whole), _results(killed))
-    assert not list(killed.rglob(".*.tmp")), "half-written files of killed writes were left behind"
+        mid_pruning += _pruning(killed)
+    _finish_and_compare(config, whole, killed)
     return landed, mid_pruning
 
 
@@ -161,11 +171,8 @@ def killed_and_resumed(tmp_path: Path, cfg: dict, kills: int, seed: int) -> tupl
             proc.kill()  # SIGKILL
             proc.wait()
             landed += 1
-            history = killed / "state/history.json"
-            mid_pruning += history.exists() and len(json.loads(history.read_text())["rounds"]) > 1
-    done = subprocess.run(_cmd(config, killed), capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-2000:]
-    _assert_identical(_results(whole), _results(killed))
+            mid_pruning += _pruning(killed)
+    _finish_and_compare(config, whole, killed)
     return landed, mid_pruning
 
 
