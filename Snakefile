@@ -26,5 +26,6 @@ include: "workflow/rules/figures.smk"
 rule all:
     input:
         rules.tables.output,
-        rules.latency.output if LATENCY.get("enabled", True) else [],
+        rules.latency.output if LATENCY["enabled"] else [],
         rules.figures.output,
+        rules.jobs.output,

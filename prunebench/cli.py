@@ -25,6 +25,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         Path(args.dense) if args.dense else None,
         args.replace_stale,
         Path(args.reference) if args.reference else None,
+        args.experiment,
     )
     d, f = summary["dense"], summary["final"]
     rounds, final_round = summary["rounds"], summary["final_round"]
@@ -46,7 +47,7 @@ def _cmd_dense(args: argparse.Namespace) -> None:
     from prunebench.engine import dense_only
 
     cfg = load_config(args.config, args.set)
-    record = dense_only(cfg, Path(args.out), args.replace_stale)
+    record = dense_only(cfg, Path(args.out), args.replace_stale, args.rewind_epochs)
     print(f"dense {cfg.model.name}: val {record['val_top1']:.2f}%  test {record['test_top1']:.2f}%  in {args.out}/")
 
 
@@ -205,6 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--replace-stale", action="store_true", help="discard saved rounds or dense model of another config"
     )
     run.add_argument("--reference", help="policy matched: the final.pt of the run whose channels per group are kept")
+    run.add_argument("--experiment", help="the experiment's name in the tables (default: the --out directory's name)")
     run.set_defaults(func=_cmd_run)
 
     dense = sub.add_parser("dense", help="train (or reuse) only the dense model of a config")
@@ -212,6 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument("--out", required=True, help="dense model directory")
     dense.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     dense.add_argument("--replace-stale", action="store_true", help="discard a dense model of another config")
+    dense.add_argument(
+        "--rewind-epochs",
+        type=int,
+        nargs="+",
+        metavar="K",
+        help="epochs to keep a rewind snapshot after (default: the config's train.rewind_epoch)",
+    )
     dense.set_defaults(func=_cmd_dense)
 
     data = sub.add_parser("data", help="download or stage a config's dataset and build its cache")

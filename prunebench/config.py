@@ -323,7 +323,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
 
 
 # Where data lives and how many loader processes read it: they never change a result.
-_MACHINE_KEYS = {
+MACHINE_KEYS = {
     ("data", "root"),
     ("data", "mirror"),
     ("data", "download"),
@@ -354,7 +354,7 @@ def _digest(d: dict[str, Any]) -> str:
 
 def _identity(cfg: Config, left_out: set[tuple[str, str]]) -> dict[str, Any]:
     out = cfg.to_dict()
-    for section, key in _MACHINE_KEYS | left_out | {("train", "threads"), ("train", "device")}:
+    for section, key in MACHINE_KEYS | left_out | {("train", "threads"), ("train", "device")}:
         out.get(section, {}).pop(key, None)
     out["execution"] = execution(cfg.train)
     return out
@@ -367,6 +367,8 @@ def config_hash(cfg: Config) -> str:
 
 
 def dense_hash(cfg: Config) -> str:
-    """Identity of the dense model (shared by every method pruning it)."""
-    d = _identity(cfg, {("train", "rewind"), ("train", "finetune_lr"), ("train", "eval_batch_size")})
+    """Identity of the dense model, shared by every method pruning it whatever epoch it rewinds
+    to (the dense directory holds a snapshot per rewind epoch; see prunebench.dense)."""
+    left_out = {("train", key) for key in ("rewind", "rewind_epoch", "finetune_lr", "eval_batch_size")}
+    d = _identity(cfg, left_out)
     return _digest({k: d[k] for k in ("seed", "data", "model", "train", "execution")})

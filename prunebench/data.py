@@ -20,17 +20,20 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from torchvision import datasets
 from tqdm import tqdm
 
 from prunebench.config import DataConfig, TrainConfig
 from prunebench.errors import ConfigError, DamagedFileError, DataNotFoundError
 from prunebench.io import atomic_torch_save, load_torch
+
+if TYPE_CHECKING:
+    from torchvision import datasets
 
 log = logging.getLogger("prunebench")
 
@@ -113,6 +116,8 @@ def _stage_mnist(root: Path, mirror: Path | None, folder: str) -> None:
 
 
 def _read_mnist(cfg: DataConfig, root: Path, mirror: Path | None) -> tuple[Split, Split]:
+    from torchvision import datasets  # imported when needed: it costs a job ~2 s
+
     cls, folder = (datasets.MNIST, "MNIST") if cfg.dataset == "mnist" else (datasets.FashionMNIST, "FashionMNIST")
     _stage_mnist(root, mirror, folder)
     try:
@@ -127,6 +132,8 @@ def _read_mnist(cfg: DataConfig, root: Path, mirror: Path | None) -> tuple[Split
 
 
 def _read_cifar10(cfg: DataConfig, root: Path, mirror: Path | None) -> tuple[Split, Split]:
+    from torchvision import datasets  # imported when needed: it costs a job ~2 s
+
     archive = "cifar-10-python.tar.gz"
     if mirror is not None and (mirror / archive).exists() and not (root / archive).exists():
         root.mkdir(parents=True, exist_ok=True)
@@ -144,6 +151,8 @@ def _read_cifar10(cfg: DataConfig, root: Path, mirror: Path | None) -> tuple[Spl
 
 
 def _decode_folder(path: Path, size: int) -> Split:
+    from torchvision import datasets  # imported when needed: it costs a job ~2 s
+
     folder = datasets.ImageFolder(str(path))
     x = torch.empty(len(folder), 3, size, size, dtype=torch.uint8)
     for i, (file, _) in enumerate(tqdm(folder.samples, desc=f"decoding {path.name}", unit="img", leave=False)):
@@ -431,6 +440,8 @@ class Loaders:
 
 
 def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device) -> Loaders:
+    from torchvision import datasets  # imported when needed: it costs a job ~2 s
+
     base = cfg.resolved_root() / "imagenet"
     if not (base / "train").is_dir() or not (base / "val").is_dir():
         raise DataNotFoundError(

@@ -24,17 +24,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-FIGURES = ("tradeoff", "adaptive", "layers", "speedup")
+from prunebench.paths import FIGURE_FORMATS, FIGURES  # noqa: E402
 
 
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
-    paths = [out / f"{name}.pdf", out / f"{name}.png"]
+    files = [out / f"{name}.{ext}" for ext in FIGURE_FORMATS]
     fig.tight_layout()
-    for path in paths:
+    for path in files:
         fig.savefig(path, dpi=150)
     plt.close(fig)
-    return paths
+    return files
 
 
 def _empty(message: str) -> plt.Figure:

@@ -24,16 +24,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from prunebench import surgery
+from prunebench import paths, surgery
 from prunebench.adaptive import AdaptivePolicy
 from prunebench.config import Config, config_from_dict
 from prunebench.data import dataset_info, make_loaders
-from prunebench.engine import threshold_scale, threshold_weights
 from prunebench.errors import ConfigError
 from prunebench.methods import ScoringContext, make_method
 from prunebench.policies import all_policies, make_policy
-from prunebench.selection import layer_aware_thresholds, select_by_threshold
-from prunebench.study import dense_dir, experiment_models, merge, run_config
+from prunebench.selection import layer_aware_thresholds, select_by_threshold, threshold_scale, threshold_weights
+from prunebench.study import experiment_models, machine_overrides, run_config
 from prunebench.training import seeded_generator
 
 MIN_PROGRESS = 0.10
@@ -138,14 +137,14 @@ def report(previews: list[Preview], show: int = 8) -> str:
 def preflight(study: dict[str, Any]) -> list[Preview]:
     """A ``Preview`` of every AAP experiment x model of ``study`` (first seed)."""
     seed = study["seeds"][0]
-    machine = {"data": {k: study[f"data_{k}"] for k in ("root", "mirror") if study.get(f"data_{k}")}}
     out, cache = [], {}
     for experiment in study["experiments"]:
         for model in experiment_models(study, experiment):
-            cfg = merge(run_config(study, model, experiment, seed), machine)
-            parsed = config_from_dict(cfg)  # run_config names the policy (resolved prune section)
+            cfg = run_config(study, model, experiment, seed)
+            # run_config names the policy (the resolved prune section)
+            parsed = config_from_dict(cfg, machine_overrides(study))
             if not issubclass(all_policies()[parsed.prune.policy], AdaptivePolicy):
                 continue
-            path = Path(dense_dir(study["results"], model, parsed.train.rewind_epoch, seed)) / "dense.pt"
+            path = Path(paths.dense_dir(study["results"], model, seed)) / paths.DENSE_MODEL
             out.append(preview(parsed, path, cache=cache))
     return out

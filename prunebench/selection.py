@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from typing import Any
+
 import torch
 from torch import nn
 
+from prunebench import surgery
+from prunebench.errors import MethodError
+from prunebench.measure import complexity
+from prunebench.policies import RateSelection
 from prunebench.surgery import ChannelGroup
 
 
@@ -95,3 +102,68 @@ def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.T
         total = sum(flops.values())
         return {g.name: sum(flops[layer] for layer in g.out_layers) / len(g.out_layers) / total for g in groups}
     raise ValueError(f"layer weights are by 'params' or 'flops', got {by!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolving a policy's selection on a model
+
+
+def reduction(value: int, dense: int) -> float:
+    return 100.0 * (1.0 - value / dense)
+
+
+def _metric_value(model: nn.Module, arch: surgery.Architecture, metric: str, device: torch.device) -> int:
+    return complexity(model, arch.example_input(device=device))[metric]
+
+
+def resolve_rate(
+    sel: RateSelection,
+    scores: dict[str, torch.Tensor],
+    model: nn.Module,
+    arch: surgery.Architecture,
+    dense: dict[str, Any],
+    min_channels: int,
+    device: torch.device,
+) -> tuple[float, dict[str, list[int]]]:
+    """The fraction to remove and the channels it selects. With a target, the smallest fraction
+    (to 1e-4) that reaches it, so the last round lands on the target instead of overshooting."""
+    if sel.target is None:
+        return sel.fraction, select_by_rate(scores, sel.fraction, sel.scope, min_channels)
+    metric, target = sel.target
+
+    def reduction_at(fraction: float) -> float:
+        trial = copy.deepcopy(model)
+        surgery.remove_channels(trial, arch, select_by_rate(scores, fraction, sel.scope, min_channels), min_channels)
+        return reduction(_metric_value(trial, arch, metric, device), dense[metric])
+
+    lo, hi = 0.0, sel.fraction
+    if reduction_at(hi) >= target:
+        while hi - lo > 1e-4:
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if reduction_at(mid) >= target else (mid, hi)
+    return hi, select_by_rate(scores, hi, sel.scope, min_channels)
+
+
+def threshold_weights(
+    weighting: tuple[str, ...], model: nn.Module, groups: list[surgery.ChannelGroup], example: torch.Tensor
+) -> dict[str, float]:
+    """AAP Section 3.3: w_i, the group's share of the remaining params or FLOPs (the mean of
+    the shares when both are named)."""
+    shares = [layer_weights(model, groups, example, by) for by in weighting]
+    return {g.name: sum(s[g.name] for s in shares) / len(shares) for g in groups}
+
+
+def threshold_scale(scores: dict[str, torch.Tensor], weights: dict[str, float], units: str) -> float:
+    """What T is multiplied by before it meets the scores: 1 for ``raw`` units; for
+    ``normalized`` units the mean score over all channels divided by the mean w_i, so that
+    T = 1 in a group of average weight removes the channels scoring below the mean. Computed
+    from the dense model (round 1) and fixed for the run."""
+    if units == "raw":
+        return 1.0
+    mean = float(torch.cat(list(scores.values())).mean())
+    if not mean > 0:
+        raise MethodError(
+            f"cannot normalise AAP's thresholds: the dense model's mean score is {mean}; use "
+            "prune.policy_options.units: raw, or a method whose scores are positive"
+        )
+    return mean * len(weights) / sum(weights.values())

@@ -7,19 +7,25 @@ section and, optionally, the train keys that do not change the dense model. Wher
 is a machine setting (``data_root``, ``data_mirror``), kept out of the run configs so that moving
 the data reruns nothing. The device (``gpu``) and the CPU threads per job (``threads``) change
 results, so every run config carries them: changing either reruns the training jobs.
-A ``matched`` experiment's run of (model, seed) gets the ``final.pt`` of its reference
-experiment's run of the same (model, seed) as an extra input (``Run.reference``).
+One dense model per (model, seed) serves every experiment, with a snapshot per rewind epoch the
+study's experiments use (``rewind_epochs``). A ``matched`` experiment's run of (model, seed) gets
+the ``final.pt`` of its reference experiment's run of the same (model, seed) as an extra input
+(``Run.reference``).
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
+import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from prunebench.adaptive import AdaptivePolicy
-from prunebench.config import config_from_dict, dense_hash
+from prunebench.config import MACHINE_KEYS, config_from_dict, dense_hash
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.policies import MatchedPolicy, resolve_prune
 from prunebench.validate import check_run
@@ -31,8 +37,29 @@ STUDY_KEYS = (
 EXPERIMENT_KEYS = ("prune", "train", "models")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.
 EXPERIMENT_TRAIN_KEYS = ("rewind", "rewind_epoch", "finetune_lr")
-# Set by the study's own keys (data_root, data_mirror, gpu, threads), never per run.
-STUDY_SET_KEYS = {"data": ("root", "mirror"), "train": ("device", "threads")}
+# The study keys that say where data lives: machine settings of every run, never its identity.
+DATA_LOCATION_KEYS = {"data_root": ("data", "root"), "data_mirror": ("data", "mirror")}
+assert set(DATA_LOCATION_KEYS.values()) <= MACHINE_KEYS
+# The study keys that say how every job computes: part of each run's config (they change results).
+EXECUTION_KEYS = {"gpu": ("train", "device"), "threads": ("train", "threads")}
+# Run-config keys the study's own keys set, never base or per_model.
+STUDY_SET_KEYS = {
+    section: tuple(k for s, k in {**DATA_LOCATION_KEYS, **EXECUTION_KEYS}.values() if s == section)
+    for section in ("data", "train")
+}
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+@functools.cache
+def _schema_defaults() -> dict[str, Any]:
+    properties = yaml.safe_load(SCHEMA.read_text())["properties"]
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
+def setting(study: dict[str, Any], key: str) -> Any:
+    """A top-level study key, or its default from the workflow's JSON schema (the one source of
+    the defaults; Snakemake fills them in when it validates, other readers come here)."""
+    return study[key] if key in study else _schema_defaults()[key]
 
 
 @dataclass(frozen=True)
@@ -40,7 +67,7 @@ class Run:
     model: str
     experiment: str
     seed: int
-    rewind_epoch: int
+    rewind_epoch: int  # the dense model's snapshot its rounds rewind to
     reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
     adaptive: bool = False  # an AAP policy: its thresholds are checked first (`prunebench preflight`)
 
@@ -56,8 +83,7 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def _model_base(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
     base = merge(study["base"], (study.get("per_model") or {}).get(model, {}))
-    # The schema's defaults (workflow/schemas/config.schema.yaml) where a study is read without it.
-    execution = {"device": "cuda" if study.get("gpu", False) else "cpu", "threads": study.get("threads", 2)}
+    execution = {"device": "cuda" if setting(study, "gpu") else "cpu", "threads": setting(study, "threads")}
     return merge(base, {"model": {"name": model}, "seed": int(seed), "train": execution})
 
 
@@ -75,30 +101,20 @@ def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) ->
     return merge(cfg, {"prune": parsed.to_dict()["prune"]})
 
 
-def dense_config(study: dict[str, Any], model: str, rewind_epoch: int, seed: int) -> dict[str, Any]:
-    """The config defining the dense model of (model, rewind epoch, seed)."""
+def dense_config(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
+    """The config defining the dense model of (model, seed)."""
     cfg = merge(_model_base(study, model, seed), {"name": f"{model}-dense-seed{seed}"})
-    return merge(cfg, {"train": {"rewind_epoch": int(rewind_epoch)}, "measure": {"latency": False}})
+    return merge(cfg, {"measure": {"latency": False}})
+
+
+def rewind_epochs(runs: list[Run], model: str) -> list[int]:
+    """The epochs the dense models of ``model`` keep a snapshot after: every experiment's."""
+    return sorted({r.rewind_epoch for r in runs if r.model == model})
 
 
 def machine_overrides(study: dict[str, Any]) -> list[str]:
     """``--set`` assignments for where a job finds the data (never part of a run's identity)."""
-    sets = []
-    if study.get("data_root"):
-        sets.append(f"data.root={study['data_root']}")
-    if study.get("data_mirror"):
-        sets.append(f"data.mirror={study['data_mirror']}")
-    return sets
-
-
-def dense_dir(results: str, model: str, rewind_epoch: int, seed: int) -> str:
-    """Where the study keeps the dense model of (model, rewind epoch, seed)."""
-    return f"{results}/dense/{model}/k{rewind_epoch}/seed{seed}"
-
-
-def run_dir(results: str, model: str, experiment: str, seed: int) -> str:
-    """Where the study keeps one pruning run."""
-    return f"{results}/runs/{model}/{experiment}/seed{seed}"
+    return [f"{section}.{key}={study[name]}" for name, (section, key) in DATA_LOCATION_KEYS.items() if study.get(name)]
 
 
 def experiment_models(study: dict[str, Any], experiment: str) -> list[str]:
@@ -141,10 +157,23 @@ def check_keys(study: dict[str, Any]) -> None:
                 raise ConfigError(f"experiment {name!r}: model {model!r} is not in models {study.get('models')}")
 
 
+def _check_schema(study: dict[str, Any]) -> None:
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        validate(study, str(SCHEMA))  # fills in the schema's defaults
+    except WorkflowError as e:
+        raise ConfigError(" ".join(str(e).split())) from None
+
+
 def check_study(study: dict[str, Any]) -> list[Run]:
     """Every run of the study, after building each run config, method and policy, so that a bad
-    study is refused before any job starts with a message naming the experiment and the problem."""
+    study is refused before any job starts with a message naming the experiment and the problem.
+    The one validation path of a study: our key check (its messages name the key and the allowed
+    ones), then the workflow's JSON schema, which also fills in the defaults, then every run."""
     check_keys(study)
+    _check_schema(study)
     runs = []
     for experiment in study["experiments"]:
         for model in experiment_models(study, experiment):
@@ -154,7 +183,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
                     check_run(cfg)
                     policy = resolve_prune(cfg.prune)[1]
-                    shared = config_from_dict(dense_config(study, model, cfg.train.rewind_epoch, seed))
+                    shared = config_from_dict(dense_config(study, model, seed))
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None
                 if dense_hash(cfg) != dense_hash(shared):  # a guard: check_keys should make this impossible

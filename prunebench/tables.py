@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from prunebench import paths
 from prunebench.errors import DamagedFileError
 from prunebench.io import atomic_write_text, file_sha256, read_json
 
@@ -64,11 +65,6 @@ def t95(df: int) -> float:
 def _write(df: pd.DataFrame, path: Path) -> Path:
     atomic_write_text(df.to_csv(index=False), path)
     return path
-
-
-def _experiment(run_dir: Path) -> str:
-    # Study runs live in <experiment>/seed<s>; a lone run's directory is its own name.
-    return run_dir.parent.name if run_dir.name.startswith("seed") else run_dir.name
 
 
 def size_target(policy: str, options: dict[str, Any]) -> tuple[str | None, float | None]:
@@ -244,6 +240,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         summary = read_json(run_dir / "summary.json", checked=True)
         run = read_json(run_dir / "run.json", checked=True)
+        if "experiment" not in run:
+            raise DamagedFileError(f"{run_dir / 'run.json'} was written by an older prunebench (no experiment name)")
         for name, digest in summary["sha256"].items():
             path = run_dir / name
             if not path.is_file():
@@ -262,7 +260,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         summary, run = read_run(d)
         r = pd.read_csv(d / "rounds.csv")
         config = yaml.safe_load((d / "config.yaml").read_text())
-        r.insert(1, "experiment", _experiment(d))
+        r.insert(1, "experiment", run["experiment"])
         rounds.append(r)
         layers.append(pd.read_csv(d / "layers.csv"))
         final = r[r["final"]].iloc[0].to_dict()
@@ -280,7 +278,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
         )
         dense_dir = Path(run["dense_dir"])
         if dense_dir not in dense:
-            record = read_json(dense_dir / "dense.json", checked=True)
+            record = read_json(dense_dir / paths.DENSE_RECORD, checked=True)
             if record["dense_hash"] != run["dense_hash"]:
                 raise DamagedFileError(
                     f"{dense_dir} now holds another dense model (hash {record['dense_hash']}) than the one {d} pruned "
@@ -304,15 +302,16 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     runs_df = inherit_reference_targets(pd.DataFrame(runs))
     summary = summary_table(runs_df)
     out.mkdir(parents=True, exist_ok=True)
-    return [
-        _write(pd.concat(rounds, ignore_index=True), out / "rounds.csv"),
-        _write(pd.concat(layers, ignore_index=True), out / "layers.csv"),
-        _write(runs_df, out / "runs.csv"),
-        _write(pd.DataFrame(list(dense.values())), out / "dense.csv"),
-        _write(summary, out / "summary.csv"),
-        _write(paired_table(runs_df), out / "paired.csv"),
-        _write(comparison_table(runs_df), out / "comparison.csv"),
-    ]
+    written = {
+        "rounds": pd.concat(rounds, ignore_index=True),
+        "layers": pd.concat(layers, ignore_index=True),
+        "runs": runs_df,
+        "dense": pd.DataFrame(list(dense.values())),
+        "summary": summary,
+        "paired": paired_table(runs_df),
+        "comparison": comparison_table(runs_df),
+    }
+    return [_write(written[name], out / f"{name}.csv") for name in paths.TABLES]
 
 
 def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats: int) -> pd.DataFrame:
@@ -326,7 +325,7 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
     cpu = environment_record()["processor"]
     rows = []
     for d in run_dirs:
-        read_run(d)
+        experiment = read_run(d)[1]["experiment"]
         final = pd.read_csv(d / "rounds.csv").query("final").iloc[0]
         arch, model, _ = surgery.load_checkpoint(str(d / "final.pt"))
         dense = surgery.instantiate(
@@ -340,7 +339,7 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
                 rows.append(
                     {
                         **{k: final[k] for k in ("run_id", "dataset", "model", "method", "policy", "seed")},
-                        "experiment": _experiment(d),
+                        "experiment": experiment,
                         "variant": variant,
                         "threads": n,
                         "latency_ms": ms,

@@ -85,10 +85,9 @@ def test_every_group_has_attention_points(name):
 def test_mean_and_sum_pick_different_channels_only_under_a_global_ranking(name):
     # The attention-function ablation (one-shot to 57.73 % params, configs/paper/ablations_vgg16.yaml)
     # is only informative globally: within one layer sum = mean x map size orders channels alike.
-    from prunebench.engine import resolve_rate
     from prunebench.measure import complexity
     from prunebench.policies import RateSelection
-    from prunebench.selection import select_by_rate
+    from prunebench.selection import resolve_rate, select_by_rate
 
     arch = surgery.dense_architecture(name, 10, 3, 32)
     torch.manual_seed(0)

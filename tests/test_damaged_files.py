@@ -69,7 +69,7 @@ RECOMPUTED = [
     ("a deleted round", "state/round_002.pt", delete, "round_002.pt is missing"),
     ("the dense round", "state/round_000.pt", flip, "round_000.pt is damaged"),
     ("a truncated dense model", "dense/dense.pt", truncate, "dense.pt is damaged"),
-    ("a damaged rewind state", "dense/rewind.pt", flip, "rewind.pt is damaged"),
+    ("a damaged rewind snapshot", "dense/rewind_e1.pt", flip, "rewind_e1.pt is damaged"),
     ("a damaged dense record", "dense/dense.json", truncate, "dense.json is damaged: it is not valid JSON"),
     ("a damaged run record", "run.json", truncate, None),  # the intact history says which run it is
 ]

@@ -47,7 +47,8 @@ def test_cli_run_writes_the_documented_results(tmp_path, capsys):
     layers = pd.read_csv(out / "layers.csv")
     assert set(layers["group"]) == {"conv1", "conv2", "fc1"}
     assert (layers["channels_after"] <= layers["channels_before"]).all()
-    for name in ("config.yaml", "env.json", "summary.json", "final.pt", "dense/dense.pt", "dense/rewind.pt", "log.txt"):
+    written = ("config.yaml", "env.json", "summary.json", "final.pt", "dense/dense.pt", "dense/rewind_e1.pt", "log.txt")
+    for name in written:
         assert (out / name).exists(), name
     torch.load(out / "final.pt", weights_only=True)
     assert main(["measure", str(out / "final.pt"), "--repeats", "3", "--warmup", "1"]) == 0

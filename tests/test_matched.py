@@ -122,7 +122,7 @@ def test_matched_runs_refuse_a_missing_or_wrong_reference_before_any_work(tmp_pa
 
 def test_a_reference_on_another_dataset_is_refused_by_its_config(tmp_path):
     from prunebench.config import load_config
-    from prunebench.engine import reference_channels
+    from prunebench.reference import reference_channels
 
     arch = surgery.dense_architecture("lenet5", 4, 1, 16)
     (tmp_path / "ref").mkdir()

@@ -52,8 +52,12 @@ def test_run_configs_merge_base_model_and_experiment():
     assert cfg.name == "lenet300_100-ilp-seed1" and cfg.measure.latency is False
     k1 = config_from_dict(study.run_config(s, "lenet5", "aap_k1", 0))
     assert k1.train.rewind_epoch == 1 and k1.prune.method == "aap"
-    assert dense_hash(k1) == dense_hash(config_from_dict(study.dense_config(s, "lenet5", 1, 0)))
-    assert dense_hash(k1) != dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 0)))
+    # One dense model per (model, seed) whatever the rewind epoch; a snapshot per epoch used.
+    assert dense_hash(k1) == dense_hash(config_from_dict(study.dense_config(s, "lenet5", 0)))
+    assert dense_hash(k1) == dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 0)))
+    assert dense_hash(k1) != dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 1)))
+    runs = study.check_study(s)
+    assert study.rewind_epochs(runs, "lenet5") == [1, 2] and study.rewind_epochs(runs, "lenet300_100") == [2]
 
 
 def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in():
@@ -62,7 +66,7 @@ def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in
     cfg = study.run_config(s, "lenet5", "ilp", 0)
     assert "root" not in cfg["data"]
     assert (cfg["train"]["device"], cfg["train"]["threads"]) == ("cuda", 3)
-    assert study.dense_config(_study(), "lenet5", 2, 0)["train"]["device"] == "cpu"
+    assert study.dense_config(_study(), "lenet5", 0)["train"]["device"] == "cpu"
     assert study.machine_overrides(_study()) == []
 
 

@@ -6,31 +6,42 @@ read from each activation; weights and layout are otherwise torchvision's.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import nn
-from torchvision.models import resnet as tv_resnet
 
 from prunebench.models.registry import register_model
 
 
-class Bottleneck(tv_resnet.Bottleneck):
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        del self.relu
-        self.relu1, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+@functools.cache
+def _bottleneck() -> type[nn.Module]:
+    """torchvision's Bottleneck with one ReLU module per activation. torchvision is imported
+    here, when a torchvision ResNet is built: importing it costs every job about 2 s."""
+    from torchvision.models import resnet as tv_resnet
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu1(self.bn1(self.conv1(x)))
-        out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu3(out + identity)
+    class Bottleneck(tv_resnet.Bottleneck):
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            del self.relu
+            self.relu1, self.relu2, self.relu3 = nn.ReLU(), nn.ReLU(), nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            identity = x if self.downsample is None else self.downsample(x)
+            out = self.relu1(self.bn1(self.conv1(x)))
+            out = self.relu2(self.bn2(self.conv2(out)))
+            out = self.bn3(self.conv3(out))
+            return self.relu3(out + identity)
+
+    return Bottleneck
 
 
 def _build(
     layers: list[int], num_classes: int, in_channels: int, image_size: int, small_input: bool | None
 ) -> nn.Module:
-    model = tv_resnet.ResNet(Bottleneck, layers, num_classes=num_classes)
+    from torchvision.models import resnet as tv_resnet
+
+    model = tv_resnet.ResNet(_bottleneck(), layers, num_classes=num_classes)
     if small_input is None:
         small_input = image_size <= 64
     if small_input:

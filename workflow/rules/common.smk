@@ -3,15 +3,11 @@ import json
 import os
 import shlex
 
-from snakemake.utils import validate
-
 from prunebench.errors import PrunebenchError
-from prunebench import study
+from prunebench import paths, study
 
 try:
-    # Our own check first: its messages name the key and the allowed ones.
-    study.check_keys(config)
-    validate(config, "../schemas/config.schema.yaml")
+    # Keys, the JSON schema (filling in its defaults), every run.
     RUNS = study.check_study(config)
     DATA = study.data_config(config)
 except PrunebenchError as e:
@@ -20,28 +16,51 @@ except PrunebenchError as e:
 RESULTS = config["results"]
 THREADS = config["threads"]
 GPUS = 1 if config["gpu"] else 0
-REWIND_EPOCH = {(r.model, r.experiment, r.seed): r.rewind_epoch for r in RUNS}
-REFERENCE = {(r.model, r.experiment, r.seed): r.reference for r in RUNS}
-ADAPTIVE = {(r.model, r.experiment, r.seed): r.adaptive for r in RUNS}
+RUN = {(r.model, r.experiment, r.seed): r for r in RUNS}
 FIRST_SEED = config["seeds"][0]
 
 
-def dense_dir(model, rewind_epoch, seed):
-    return study.dense_dir(RESULTS, model, rewind_epoch, seed)
+def dense_dir(model, seed):
+    return paths.dense_dir(RESULTS, model, seed)
 
 
 def run_dir(model, experiment, seed):
-    return study.run_dir(RESULTS, model, experiment, seed)
+    return paths.run_dir(RESULTS, model, experiment, seed)
+
+
+# The prune rule's output pattern.
+RUN_DIR = run_dir("{model}", "{experiment}", "{seed}")
+
+
+def job_log(job):
+    return paths.log_file(RESULTS, job)
+
+
+def job_benchmark(job):
+    return paths.benchmark_file(RESULTS, job)
+
+
+# Snakemake's benchmark record (wall time, memory, CPU time) of every job, by rule.
+BENCHMARK = {
+    "data": job_benchmark("data/{dataset}"),
+    "dense": job_benchmark("dense/{model}-seed{seed}"),
+    "preflight": job_benchmark("preflight/{model}-{experiment}"),
+    "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
+    **{rule: job_benchmark(rule) for rule in ("tables", "latency", "figures")},
+}
+
+
+def _run(wildcards):
+    return RUN[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
 
 
 def dense_of_run(wildcards):
-    k = REWIND_EPOCH[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
-    return os.path.join(dense_dir(wildcards.model, k, wildcards.seed), "dense.json")
+    return os.path.join(dense_dir(wildcards.model, wildcards.seed), paths.DENSE_RECORD)
 
 
 def reference_of_run(wildcards):
     """Policy matched: the final model of the reference experiment (same model and seed)."""
-    ref = REFERENCE[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
+    ref = _run(wildcards).reference
     return (
         os.path.join(run_dir(wildcards.model, ref, wildcards.seed), "final.pt")
         if ref
@@ -51,17 +70,13 @@ def reference_of_run(wildcards):
 
 def preflight_of_run(wildcards):
     """AAP runs wait for the check of their experiment's thresholds on a trained dense model."""
-    adaptive = ADAPTIVE[(wildcards.model, wildcards.experiment, int(wildcards.seed))]
-    return (
-        f"{RESULTS}/preflight/{wildcards.model}/{wildcards.experiment}.txt"
-        if adaptive
-        else []
-    )
+    if not _run(wildcards).adaptive:
+        return []
+    return paths.preflight_report(RESULTS, wildcards.model, wildcards.experiment)
 
 
 def dense_of_preflight(wildcards):
-    k = REWIND_EPOCH[(wildcards.model, wildcards.experiment, FIRST_SEED)]
-    return os.path.join(dense_dir(wildcards.model, k, FIRST_SEED), "dense.json")
+    return os.path.join(dense_dir(wildcards.model, FIRST_SEED), paths.DENSE_RECORD)
 
 
 def as_json(d):
@@ -73,3 +88,28 @@ def machine_args(wildcards, resources):
     which Snakemake does not treat as a rerun trigger: moving the data reruns nothing. (The
     device and threads are in each job's config: they change results.)"""
     return " ".join(f"--set {shlex.quote(s)}" for s in study.machine_overrides(config))
+
+
+def benchmarked_jobs():
+    """Every job of the study but the jobs table itself: its rule, wildcards and benchmark file."""
+    jobs = [("data", {"dataset": DATA["data"]["dataset"]})]
+    jobs += [
+        ("dense", {"model": m, "seed": s})
+        for m, s in sorted({(r.model, r.seed) for r in RUNS})
+    ]
+    jobs += [
+        ("preflight", {"model": m, "experiment": e})
+        for m, e in sorted({(r.model, r.experiment) for r in RUNS if r.adaptive})
+    ]
+    jobs += [
+        ("prune", {"model": r.model, "experiment": r.experiment, "seed": r.seed})
+        for r in RUNS
+    ]
+    jobs += [("tables", {})] + (
+        [("latency", {})] if config["latency"]["enabled"] else []
+    )
+    jobs += [("figures", {})]
+    return [
+        {"rule": rule, **wc, "benchmark": BENCHMARK[rule].format(**wc)}
+        for rule, wc in jobs
+    ]

@@ -3,9 +3,11 @@
 
 rule data:
     output:
-        f"{RESULTS}/data/{{dataset}}.json",
+        paths.data_record(RESULTS, "{dataset}"),
     log:
-        f"{RESULTS}/logs/data/{{dataset}}.log",
+        job_log("data/{dataset}"),
+    benchmark:
+        BENCHMARK["data"]
     conda:
         "../../environment.yml"
     params:

@@ -1,13 +1,16 @@
-# The dense model of each (model, rewind epoch, seed), shared by every experiment pruning it.
+# The dense model of each (model, seed), shared by every experiment pruning it, with a rewind
+# snapshot after every epoch the study's experiments rewind to.
 
 
 rule dense:
     input:
-        f"{RESULTS}/data/{DATA['data']['dataset']}.json",
+        paths.data_record(RESULTS, DATA["data"]["dataset"]),
     output:
-        f"{RESULTS}/dense/{{model}}/k{{k}}/seed{{seed}}/dense.json",
+        os.path.join(dense_dir("{model}", "{seed}"), paths.DENSE_RECORD),
     log:
-        f"{RESULTS}/logs/dense/{{model}}-k{{k}}-seed{{seed}}.log",
+        job_log("dense/{model}-seed{seed}"),
+    benchmark:
+        BENCHMARK["dense"]
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -15,8 +18,9 @@ rule dense:
         gpu=GPUS,
     params:
         machine=machine_args,
-        config=lambda wc: as_json(study.dense_config(config, wc.model, wc.k, wc.seed)),
+        config=lambda wc: as_json(study.dense_config(config, wc.model, wc.seed)),
+        rewind_epochs=lambda wc: " ".join(map(str, study.rewind_epochs(RUNS, wc.model))),
         out=lambda wc, output: os.path.dirname(output[0]),
     shell:
-        "echo {params.config:q} | prunebench dense - --out {params.out:q}"
+        "echo {params.config:q} | prunebench dense - --out {params.out:q} --rewind-epochs {params.rewind_epochs}"
         " {params.machine} --replace-stale > {log:q} 2>&1"

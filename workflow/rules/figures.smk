@@ -6,15 +6,17 @@ FIGURES_DIR = config["figures"] or f"{RESULTS}/figures"
 rule figures:
     input:
         tables=rules.tables.output,
-        latency=rules.latency.output if LATENCY.get("enabled", True) else [],
+        latency=rules.latency.output if LATENCY["enabled"] else [],
     output:
         [
             f"{FIGURES_DIR}/{name}.{ext}"
-            for name in ("tradeoff", "adaptive", "layers", "speedup")
-            for ext in ("pdf", "png")
+            for name in paths.FIGURES
+            for ext in paths.FIGURE_FORMATS
         ],
     log:
-        f"{RESULTS}/logs/figures.log",
+        job_log("figures"),
+    benchmark:
+        BENCHMARK["figures"]
     conda:
         "../../environment.yml"
     params:

@@ -9,9 +9,11 @@ rule preflight:
     input:
         dense=dense_of_preflight,
     output:
-        f"{RESULTS}/preflight/{{model}}/{{experiment}}.txt",
+        paths.preflight_report(RESULTS, "{model}", "{experiment}"),
     log:
-        f"{RESULTS}/logs/preflight/{{model}}-{{experiment}}.log",
+        job_log("preflight/{model}-{experiment}"),
+    benchmark:
+        BENCHMARK["preflight"]
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -32,12 +34,14 @@ rule prune:
         reference=reference_of_run,
         preflight=preflight_of_run,
     output:
-        rounds=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/rounds.csv",
-        layers=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/layers.csv",
-        summary=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/summary.json",
-        final=f"{RESULTS}/runs/{{model}}/{{experiment}}/seed{{seed}}/final.pt",
+        rounds=os.path.join(RUN_DIR, "rounds.csv"),
+        layers=os.path.join(RUN_DIR, "layers.csv"),
+        summary=os.path.join(RUN_DIR, "summary.json"),
+        final=os.path.join(RUN_DIR, "final.pt"),
     log:
-        f"{RESULTS}/logs/runs/{{model}}-{{experiment}}-seed{{seed}}.log",
+        job_log("runs/{model}-{experiment}-seed{seed}"),
+    benchmark:
+        BENCHMARK["prune"]
     conda:
         "../../environment.yml"
     threads: THREADS
@@ -55,4 +59,4 @@ rule prune:
         ),
     shell:
         "echo {params.config:q} | prunebench run - --out {params.out:q} --dense {params.dense:q}"
-        " {params.reference:q} {params.machine} --replace-stale > {log:q} 2>&1"
+        " --experiment {wildcards.experiment:q} {params.reference:q} {params.machine} --replace-stale > {log:q} 2>&1"

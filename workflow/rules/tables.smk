@@ -1,8 +1,8 @@
 # The study's tidy tables, from every run directory, and the latency of every final model.
 
 RUN_DIRS = [run_dir(r.model, r.experiment, r.seed) for r in RUNS]
-DENSE_DIRS = sorted({dense_dir(r.model, r.rewind_epoch, r.seed) for r in RUNS})
-LATENCY = config.get("latency") or {}
+DENSE_DIRS = sorted({dense_dir(r.model, r.seed) for r in RUNS})
+LATENCY = config["latency"]  # with the schema's defaults filled in
 
 
 # Every file the tables read is an input; the rest of a run (config.yaml, run.json, final.pt)
@@ -14,22 +14,13 @@ rule tables:
             for d in RUN_DIRS
             for name in ("summary.json", "rounds.csv", "layers.csv")
         ],
-        [f"{d}/dense.json" for d in DENSE_DIRS],
+        [os.path.join(d, paths.DENSE_RECORD) for d in DENSE_DIRS],
     output:
-        [
-            f"{RESULTS}/tables/{name}.csv"
-            for name in (
-                "rounds",
-                "layers",
-                "runs",
-                "dense",
-                "summary",
-                "paired",
-                "comparison",
-            )
-        ],
+        [f"{RESULTS}/tables/{name}.csv" for name in paths.TABLES],
     log:
-        f"{RESULTS}/logs/tables.log",
+        job_log("tables"),
+    benchmark:
+        BENCHMARK["tables"]
     conda:
         "../../environment.yml"
     params:
@@ -46,16 +37,35 @@ rule latency:
         models=[f"{d}/final.pt" for d in RUN_DIRS],
         after=rules.tables.output,
     output:
-        f"{RESULTS}/tables/latency.csv",
+        f"{RESULTS}/tables/{paths.LATENCY_TABLE}.csv",
     log:
-        f"{RESULTS}/logs/latency.log",
+        job_log("latency"),
+    benchmark:
+        BENCHMARK["latency"]
     conda:
         "../../environment.yml"
     params:
         runs=RUN_DIRS,
-        threads=" ".join(str(n) for n in LATENCY.get("threads", [1])),
-        warmup=LATENCY.get("warmup", 10),
-        repeats=LATENCY.get("repeats", 50),
+        threads=" ".join(str(n) for n in LATENCY["threads"]),
+        warmup=LATENCY["warmup"],
+        repeats=LATENCY["repeats"],
     shell:
         "prunebench latency {params.runs:q} --out {output:q} --threads {params.threads}"
         " --warmup {params.warmup} --repeats {params.repeats} > {log:q} 2>&1"
+
+
+# What every job cost, from Snakemake's benchmark records: one row per job (its rule and
+# wildcards, wall and CPU seconds, peak memory). Runs last: it reads every other job's record.
+rule jobs:
+    input:
+        [job["benchmark"] for job in benchmarked_jobs()],
+    output:
+        f"{RESULTS}/tables/jobs.csv",
+    log:
+        job_log("jobs"),
+    conda:
+        "../../environment.yml"
+    params:
+        jobs=benchmarked_jobs(),
+    script:
+        "../scripts/jobs_table.py"

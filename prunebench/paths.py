@@ -1,0 +1,60 @@
+"""Where everything lives: the one place that knows the layout of a study's results and of a
+dense model directory. The engine, the tables and the Snakemake workflow all build paths here;
+nothing parses a directory name back (a run's experiment is recorded in its ``run.json``).
+
+A study's results directory::
+
+    data/<dataset>.json                 the prepared dataset (rule data)
+    dense/<model>/seed<s>/              one dense model per (model, seed), every rewind snapshot
+    runs/<model>/<experiment>/seed<s>/  one pruning run
+    preflight/<model>/<experiment>.txt  the check of an AAP experiment's thresholds
+    tables/  figures/  logs/  benchmarks/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# What a study's tables and figures jobs write (``tables/<name>.csv``, ``figures/<name>.<format>``).
+TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
+LATENCY_TABLE = "latency"
+FIGURES = ("tradeoff", "adaptive", "layers", "speedup")
+FIGURE_FORMATS = ("pdf", "png")
+
+# A dense model directory: the trained model, its record, and one snapshot per rewind epoch.
+DENSE_RECORD = "dense.json"
+DENSE_MODEL = "dense.pt"
+DENSE_TRAINING = "training.pt"  # the dense phase's resumable state while it trains
+
+
+def rewind_snapshot(dense_dir: Path, epoch: int) -> Path:
+    """The dense model's state after ``epoch`` epochs, which rounds rewind to."""
+    return dense_dir / f"rewind_e{epoch}.pt"
+
+
+def dense_dir(results: str, model: str, seed: int | str) -> str:
+    """Where a study keeps the dense model of (model, seed), shared by every experiment."""
+    return f"{results}/dense/{model}/seed{seed}"
+
+
+def run_dir(results: str, model: str, experiment: str, seed: int | str) -> str:
+    """Where a study keeps one pruning run."""
+    return f"{results}/runs/{model}/{experiment}/seed{seed}"
+
+
+def preflight_report(results: str, model: str, experiment: str) -> str:
+    return f"{results}/preflight/{model}/{experiment}.txt"
+
+
+def data_record(results: str, dataset: str) -> str:
+    return f"{results}/data/{dataset}.json"
+
+
+def log_file(results: str, job: str) -> str:
+    """The log of one workflow job (``job`` as in ``runs/lenet5-ilp-seed0``)."""
+    return f"{results}/logs/{job}.log"
+
+
+def benchmark_file(results: str, job: str) -> str:
+    """Snakemake's benchmark record (time, memory) of one workflow job."""
+    return f"{results}/benchmarks/{job}.tsv"
