@@ -5,12 +5,14 @@ non-linearity: each activation module (ReLU, ReLU6, ...) is assigned to the grou
 conv/linear/norm layer that produces its input (found by walking the autograd graph back through
 element-wise ops, pooling and residual additions). A group with no activation after it (e.g. a
 MobileNetV2 linear bottleneck) is read at its normalisation layers, i.e. with the identity as its
-activation. When a group has several points (the blocks of a residual stage, expand and
+activation; the run's log names those groups (documented behaviour, docs/ARCHITECTURE.md). When a
+group has several points (the blocks of a residual stage, expand and
 depthwise convs) its statistic is the mean over them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Callable
 
@@ -18,6 +20,8 @@ import torch
 from torch import nn
 
 from prunebench.surgery import ChannelGroup
+
+log = logging.getLogger("prunebench")
 
 ACTIVATION_TYPES = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Mish)
 _PRODUCER_TYPES = (nn.Conv2d, nn.Linear, nn.modules.batchnorm._BatchNorm)
@@ -59,10 +63,16 @@ def attention_points(model: nn.Module, groups: list[ChannelGroup], example: torc
                 raise RuntimeError(f"activation {act} has {channels} channels but group {owner} has {sizes[owner]}")
             points[act] = owner
     covered = set(points.values())
-    for g in groups:
-        if g.name not in covered:
-            for layer in g.norm_layers or g.out_layers:
-                points[layer] = g.name
+    linear = [g for g in groups if g.name not in covered]
+    for g in linear:
+        for layer in g.norm_layers or g.out_layers:
+            points[layer] = g.name
+    if linear:
+        log.info(
+            "attention of %d group(s) with no activation after them read at their norm (or output) layers: %s",
+            len(linear),
+            " ".join(g.name for g in linear),
+        )
     return points
 
 

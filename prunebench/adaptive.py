@@ -80,12 +80,15 @@ class Decision:
 
 @dataclass
 class AdaptiveController:
+    """Algorithms 2-4 over the finished rounds; its settings (and their defaults) are the
+    policies' options (``_SearchOptions``)."""
+
     objective: Objective
-    lambda0: float = 0.1
-    max_rollbacks: int = 3
-    patience: int = 3
-    tolerance: float = 0.1  # percent
-    units: str = "normalized"
+    lambda0: float
+    max_rollbacks: int
+    patience: int
+    tolerance: float  # percent
+    units: str
 
     decisions: dict[int, Decision] = field(default_factory=dict)
     acceptable: dict[int, bool] = field(default_factory=dict)

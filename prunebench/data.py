@@ -218,6 +218,12 @@ _READERS = {
 }
 
 
+# The tensor cache of a dataset is keyed by its name and this version of the readers above: a
+# cache built by other readers (a changed decoding or staging) is built again. A dataset's
+# source files are fixed releases; one replaced in place needs its cache file deleted.
+CACHE_FORMAT = "prunebench-data/2"
+
+
 def _read_cached(cfg: DataConfig) -> tuple[Split, Split]:
     if cfg.dataset == "synthetic":
         return _synthetic(cfg)
@@ -229,11 +235,14 @@ def _read_cached(cfg: DataConfig) -> tuple[Split, Split]:
     if cache.exists():
         try:
             blob = load_torch(cache)
+            if blob.get("format") != CACHE_FORMAT:
+                raise DamagedFileError(f"{cache} was built by other dataset readers ({blob.get('format')!r})")
             return Split(blob["train_x"], blob["train_y"]), Split(blob["test_x"], blob["test_y"])
         except DamagedFileError as e:  # a cache: rebuilt from the dataset
             log.warning("%s; building the cache again", e)
     train, test = _READERS[cfg.dataset](cfg, root, mirror)
-    atomic_torch_save({"train_x": train.x, "train_y": train.y, "test_x": test.x, "test_y": test.y}, cache)
+    record = {"format": CACHE_FORMAT, "train_x": train.x, "train_y": train.y, "test_x": test.x, "test_y": test.y}
+    atomic_torch_save(record, cache)
     return train, test
 
 

@@ -1,3 +1,5 @@
+import logging
+
 import pytest
 import torch
 from torch import nn
@@ -65,13 +67,17 @@ def test_bad_options_are_refused():
 
 
 @pytest.mark.parametrize("name", ["resnet20", "mobilenetv2", "vgg11", "shufflenetv2", "lenet300_100"])
-def test_every_group_has_attention_points(name):
+def test_every_group_has_attention_points(name, caplog):
     channels, size = (1, 28) if name.startswith("lenet") else (3, 32)
     arch = surgery.dense_architecture(name, 10, channels, size)
     model = surgery.instantiate(arch).eval()
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
-    points = attention_points(model, groups, arch.example_input(2))
+    with caplog.at_level(logging.INFO, logger="prunebench"):
+        points = attention_points(model, groups, arch.example_input(2))
     assert {g.name for g in groups} == set(points.values())
+    # Reading a group at its norm layers (no activation after it) is said, never silent.
+    said = "with no activation after them read at their norm" in caplog.text
+    assert said == (name == "mobilenetv2"), caplog.text
     if name == "resnet20":
         # The stage-1 stream is read after the post-addition ReLU of each of its blocks.
         stream = {m for m, g in points.items() if g == "conv1"}

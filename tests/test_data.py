@@ -1,4 +1,5 @@
 import gzip
+import logging
 import tarfile
 
 import numpy as np
@@ -7,8 +8,9 @@ import torch
 from PIL import Image
 
 from prunebench.config import config_from_dict
-from prunebench.data import Batches, load_splits, random_crop, random_hflip
+from prunebench.data import CACHE_FORMAT, Batches, load_splits, random_crop, random_hflip
 from prunebench.errors import DataNotFoundError
+from prunebench.io import atomic_torch_save, load_torch
 
 
 def _idx(array: np.ndarray) -> bytes:
@@ -27,7 +29,7 @@ def test_synthetic_splits_are_seeded_and_disjoint():
     assert not torch.equal(a.val.x, c.val.x)
 
 
-def test_fashion_mnist_from_a_mirror_through_torchvision(tmp_path):
+def test_fashion_mnist_from_a_mirror_through_torchvision(tmp_path, caplog):
     mirror = tmp_path / "mirror" / "FashionMNIST" / "raw"
     mirror.mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -53,6 +55,13 @@ def test_fashion_mnist_from_a_mirror_through_torchvision(tmp_path):
     cache.write_bytes(bytes(data))
     assert torch.equal(load_splits(cfg.data).test.x, splits.test.x)
     assert torch.equal(load_splits(cfg2.data).test.x, splits.test.x)  # and the rebuilt cache is intact
+    # A cache built by other readers (another CACHE_FORMAT) is built again, with a warning.
+    blob = load_torch(cache)
+    atomic_torch_save({**blob, "format": "prunebench-data/0", "test_x": blob["test_x"] * 0}, cache)
+    with caplog.at_level(logging.WARNING, logger="prunebench"):
+        assert torch.equal(load_splits(cfg.data).test.x, splits.test.x)
+    assert "built by other dataset readers" in caplog.text
+    assert load_torch(cache)["format"] == CACHE_FORMAT
 
 
 def test_cifar10_jpeg_from_the_mirror_archive(tmp_path):

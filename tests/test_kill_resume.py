@@ -3,7 +3,7 @@ after each kill, ends with the same rounds, layers, summary and models as a run 
 interrupted. Two kinds of points, drawn from seeded generators: a random time into the run's
 work (mid-epoch, mid-scoring, anywhere), and a random file write of the run, just before it,
 with the file half-written, or just after it (every place where state changes). The default
-suite kills one run at 4 writes (tests/test_engine.py kills one after its first round);
+suite kills one run at 4 writes (and through Snakemake, tests/test_workflow.py kills a study);
 `pytest -m soak` kills fixed-rate and adaptive runs at many times and writes."""
 
 from __future__ import annotations
