@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from prunebench.errors import PrunebenchError
+from prunebench.measure import LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -243,9 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
     latency = sub.add_parser("latency", help="CPU latency of runs' final and dense models into one CSV")
     latency.add_argument("runs", nargs="+", help="run directories (each with rounds.csv and final.pt)")
     latency.add_argument("--out", required=True, help="CSV file")
-    latency.add_argument("--threads", type=int, nargs="+", default=[1], help="thread counts to measure at")
-    latency.add_argument("--warmup", type=int, default=10)
-    latency.add_argument("--repeats", type=int, default=50)
+    latency.add_argument(
+        "--threads", type=int, nargs="+", default=list(LATENCY_THREADS), help="thread counts to measure at"
+    )
+    latency.add_argument("--warmup", type=int, default=LATENCY_WARMUP)
+    latency.add_argument("--repeats", type=int, default=LATENCY_REPEATS)
     latency.set_defaults(func=_cmd_latency)
 
     figures = sub.add_parser("figures", help="draw a study's figures (PDF and PNG) from its tables")
@@ -273,8 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure = sub.add_parser("measure", help="params, MACs, FLOPs and CPU latency of a checkpoint vs its dense model")
     measure.add_argument("checkpoint")
     measure.add_argument("--threads", type=int, help="the multi-thread measurement's threads (default: all)")
-    measure.add_argument("--warmup", type=int, default=10)
-    measure.add_argument("--repeats", type=int, default=50)
+    measure.add_argument("--warmup", type=int, default=LATENCY_WARMUP)
+    measure.add_argument("--repeats", type=int, default=LATENCY_REPEATS)
     measure.add_argument("--json", action="store_true", help="print JSON")
     measure.add_argument("--out", help="write the JSON report to this file instead")
     measure.set_defaults(func=_cmd_measure)

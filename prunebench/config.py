@@ -23,6 +23,7 @@ import torch
 import yaml
 
 from prunebench.errors import ConfigError
+from prunebench.measure import LATENCY_REPEATS, LATENCY_WARMUP
 
 # AAP paper, Table 1: (lr, LR decay epochs, epochs, weight decay) and Section 4's batch sizes.
 TABLE1_PRESETS: dict[str, dict[str, Any]] = {
@@ -164,8 +165,8 @@ class PruneConfig:
 @dataclass
 class MeasureConfig:
     latency: bool = True  # measure CPU latency of the dense and final models
-    warmup: int = 10
-    repeats: int = 50
+    warmup: int = LATENCY_WARMUP
+    repeats: int = LATENCY_REPEATS
 
     def __post_init__(self) -> None:
         _at_least("measure", 0, warmup=self.warmup)

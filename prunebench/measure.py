@@ -1,9 +1,11 @@
 """Model size, compute and CPU latency.
 
-FLOPs follow the AAP paper: FLOPs = 2 x MACs of conv and linear layers (F = 2 h w N), counted by
-torch's ``FlopCounterMode``; batch norm, pooling and additions are not counted. Per-layer counts
-(for layer-aware thresholds) use the analytic formula 2*H_out*W_out*C_out*(C_in/groups)*k*k, and
-the tests check that both agree. Params count every parameter (weights, biases, BN affine).
+FLOPs follow the AAP paper: FLOPs = 2 x MACs of conv and linear layers (F = 2 h w N); batch norm,
+pooling and additions are not counted. They are counted per layer from the layers' output shapes
+(2*H_out*W_out*C_out*(C_in/groups)*k*k, 2*in*out), which also gives the per-layer counts of
+AAP's layer-aware thresholds; the tests check the total against torch's ``FlopCounterMode`` and
+fvcore on the zoo (torch's counter is not used here: it imports torch._dynamo, about 1 s of
+every job). Params count every parameter (weights, biases, BN affine).
 """
 
 from __future__ import annotations
@@ -13,23 +15,16 @@ import time
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+
+# How latency is measured unless a config or the command line says otherwise (the one source of
+# these defaults: run configs' `measure`, `prunebench latency` / `measure`, a study's `latency`).
+LATENCY_WARMUP = 10
+LATENCY_REPEATS = 50
+LATENCY_THREADS = (1,)
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-@torch.no_grad()
-def count_flops(model: nn.Module, example: torch.Tensor) -> int:
-    """FLOPs (2 x MACs) of one forward pass for ONE sample of ``example``'s shape."""
-    was_training = model.training
-    model.eval()
-    counter = FlopCounterMode(display=False)
-    with counter:
-        model(example[:1])
-    model.train(was_training)
-    return int(counter.get_total_flops())
 
 
 @torch.no_grad()
@@ -62,18 +57,25 @@ def layer_flops(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 
 
 def complexity(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
-    flops = count_flops(model, example)
+    flops = sum(layer_flops(model, example).values())
     return {"params": count_params(model), "macs": flops // 2, "flops": flops}
 
 
-def latency_ms(model: nn.Module, example: torch.Tensor, threads: int, warmup: int = 10, repeats: int = 50) -> float:
+def latency_ms(
+    model: nn.Module, example: torch.Tensor, threads: int, warmup: int = LATENCY_WARMUP, repeats: int = LATENCY_REPEATS
+) -> float:
     """Median wall time in milliseconds of one forward pass of a batch-1 input on the CPU."""
     return paired_latency_ms([model], example, threads, warmup, repeats, blocks=1)[0]
 
 
 @torch.no_grad()
 def paired_latency_ms(
-    models: list[nn.Module], example: torch.Tensor, threads: int, warmup: int = 10, repeats: int = 50, blocks: int = 5
+    models: list[nn.Module],
+    example: torch.Tensor,
+    threads: int,
+    warmup: int = LATENCY_WARMUP,
+    repeats: int = LATENCY_REPEATS,
+    blocks: int = 5,
 ) -> list[float]:
     """Median batch-1 CPU latency of each model, measured in ``blocks`` interleaved blocks so that
     a slow spell of the machine (other tenants, frequency changes) hits every model alike and

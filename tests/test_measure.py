@@ -1,9 +1,19 @@
 import pytest
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from prunebench import surgery
-from prunebench.measure import complexity, count_flops, latency_ms, layer_flops
+from prunebench.measure import complexity, latency_ms, layer_flops
+
+
+@torch.no_grad()
+def count_flops(model: nn.Module, example: torch.Tensor) -> int:
+    """torch's own count of one forward pass (every op it knows), the independent check."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.eval()(example[:1])
+    return int(counter.get_total_flops())
 
 
 def _analytic(model: nn.Module, size: int, channels: int) -> int:
@@ -26,7 +36,11 @@ def _analytic(model: nn.Module, size: int, channels: int) -> int:
     return total
 
 
-@pytest.mark.parametrize("name", ["lenet5", "lenet300_100", "resnet20", "vgg11", "mobilenetv2", "shufflenetv2"])
+# One model per family of the zoo (the others are deeper copies of the same blocks).
+FAMILIES = ["lenet5", "lenet300_100", "resnet20", "resnet50_cifar", "resnet50", "vgg11", "mobilenetv2", "shufflenetv2"]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_flop_counter_matches_the_analytic_formula(name):
     channels, size = (1, 28) if name.startswith("lenet") else (3, 32)
     arch = surgery.dense_architecture(name, 10, channels, size)
@@ -34,6 +48,7 @@ def test_flop_counter_matches_the_analytic_formula(name):
     expected = _analytic(model, size, channels)
     assert count_flops(model, arch.example_input()) == expected
     assert sum(layer_flops(model, arch.example_input()).values()) == expected
+    assert complexity(model, arch.example_input())["flops"] == expected  # what the engine records
 
 
 def test_resnet56_and_lenet5_reference_counts():
@@ -55,6 +70,7 @@ def test_pruned_models_count_less():
     # layer1.0.conv1 loses 8 of 16 filters: its own and layer1.0.conv2's input weights halve.
     assert before["params"] - after["params"] == 8 * 16 * 9 + 2 * 8 + 16 * 8 * 9
     assert after["flops"] < before["flops"]
+    assert after["flops"] == count_flops(model, arch.example_input())  # pruned layers are counted the same
 
 
 def test_latency_is_a_positive_median():

@@ -217,20 +217,11 @@ def test_a_changed_hyperparameter_reruns_exactly_its_jobs(smoke):
     assert re.search(r"prune\s+4\n", stats), stats  # aap_p and the runs matching its architecture
 
 
-@pytest.mark.parametrize(
-    "edit,message",
-    [
-        # The real Snakefile's refusals: a study key, a run config, a model (the table of cases is
-        # tests/test_study.py, through the same check_study).
-        (lambda c: c.update(modles=["lenet5"]), "unknown key 'modles' in the study config .did you mean 'models'"),
-        (lambda c: c["experiments"]["ilp"]["prune"].update(method="ipl"), "experiment 'ilp'.*unknown method 'ipl'"),
-        (lambda c: c["models"].append("lenet999"), "unknown model 'lenet999'; choose one of"),
-    ],
-)
-def test_bad_studies_are_refused_before_any_job(tmp_path, edit, message):
-    result = snakemake(tmp_path, study(tmp_path, "bad", edit), "-n")
+def test_a_bad_study_is_refused_by_the_snakefile_before_any_job(tmp_path):
+    # The Snakefile refuses through study.check_study, whose table of cases is tests/test_study.py.
+    result = snakemake(tmp_path, study(tmp_path, "bad", lambda c: c["models"].append("lenet999")), "-n")
     assert result.returncode != 0
-    assert re.search(message, result.stdout + result.stderr), (result.stdout + result.stderr)[-2000:]
+    assert "unknown model 'lenet999'; choose one of" in result.stdout + result.stderr, result.stderr[-2000:]
     assert not (tmp_path / RESULTS).exists()
 
 
@@ -238,7 +229,7 @@ def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
     def one_long_run(cfg):
         cfg["seeds"] = [0]
         cfg["experiments"] = {
-            "ilp": {"prune": {"method": "ilp", "policy": "iterative", "policy_options": {"rate": 0.05, "target": 80}}}
+            "ilp": {"prune": {"method": "ilp", "policy": "iterative", "policy_options": {"rate": 0.1, "target": 70}}}
         }
 
     config = study(tmp_path, "kill", one_long_run)

@@ -46,12 +46,14 @@ rule latency:
         "../../environment.yml"
     params:
         runs=RUN_DIRS,
-        threads=" ".join(str(n) for n in LATENCY["threads"]),
-        warmup=LATENCY["warmup"],
-        repeats=LATENCY["repeats"],
+        # The study's latency settings; unset ones take prunebench latency's defaults.
+        options=" ".join(
+            f"--{key} " + " ".join(map(str, value if isinstance(value, list) else [value]))
+            for key, value in LATENCY.items()
+            if key != "enabled"
+        ),
     shell:
-        "prunebench latency {params.runs:q} --out {output:q} --threads {params.threads}"
-        " --warmup {params.warmup} --repeats {params.repeats} > {log:q} 2>&1"
+        "prunebench latency {params.runs:q} --out {output:q} {params.options} > {log:q} 2>&1"
 
 
 # What every job cost, from Snakemake's benchmark records: one row per job (its rule and
