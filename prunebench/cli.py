@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from prunebench import paths
 from prunebench.errors import PrunebenchError
 from prunebench.measure import LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
 
@@ -100,7 +101,7 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
         check_study(raw)
         previews = preflight(raw)
     else:  # one run's config, scored on the dense model in --dense (the workflow's preflight jobs)
-        dense = Path(args.dense) / "dense.pt" if args.dense else None
+        dense = Path(args.dense) / paths.DENSE_MODEL if args.dense else None
         previews = [preview(config_from_dict(raw, args.set), dense)]
     text = report(previews, args.show)
     print(text, end="")
@@ -218,9 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     dense.add_argument(
         "--rewind-epochs",
         type=int,
-        nargs="+",
+        nargs="*",
         metavar="K",
-        help="epochs to keep a rewind snapshot after (default: the config's train.rewind_epoch)",
+        help="epochs to keep a rewind snapshot after, none if empty (default: the config's train.rewind_epoch "
+        "with rewind: weights)",
     )
     dense.set_defaults(func=_cmd_dense)
 

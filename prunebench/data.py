@@ -219,7 +219,8 @@ _READERS = {
 
 
 # The tensor cache of a dataset is keyed by its name and this version of the readers above: a
-# cache built by other readers (a changed decoding or staging) is built again. A dataset's
+# cache built by other readers (a changed decoding or staging) is built again, and in a study
+# the data job (whose params name the format) reruns, and every job after it. A dataset's
 # source files are fixed releases; one replaced in place needs its cache file deleted.
 CACHE_FORMAT = "prunebench-data/2"
 
@@ -487,6 +488,7 @@ def prepare_data(cfg: DataConfig) -> dict[str, int | str]:
         n_train, n_test = len(train), len(test)
     return {
         "dataset": info.name,
+        "format": CACHE_FORMAT,
         "classes": info.num_classes,
         "channels": info.in_channels,
         "image_size": info.image_size,

@@ -33,10 +33,16 @@ def to_device(model: nn.Module, cfg: Config, device: torch.device) -> nn.Module:
     return model.to(memory_format=torch.channels_last) if cfg.train.channels_last else model
 
 
+def snapshots_of(cfg: Config) -> list[int]:
+    """The snapshot a run of ``cfg`` rewinds to: its rewind epoch's, with ``rewind: weights``
+    (``lr`` and ``finetune`` keep the trained weights and need none)."""
+    return [cfg.train.rewind_epoch] if cfg.train.rewind == "weights" else []
+
+
 def entries(dense_dir: Path) -> list[str]:
     """The names of the dense stage's files in ``dense_dir`` (what replacing it moves aside)."""
     fixed = (paths.DENSE_RECORD, paths.DENSE_MODEL, paths.DENSE_TRAINING)
-    snapshots = sorted(p.name for p in dense_dir.glob("rewind*.pt")) if dense_dir.is_dir() else []
+    snapshots = sorted(p.name for p in dense_dir.glob(paths.SNAPSHOTS)) if dense_dir.is_dir() else []
     return [*fixed, *snapshots]
 
 
@@ -52,7 +58,7 @@ def status(dense_dir: Path, key: str, rewind_epochs: Collection[int]) -> tuple[s
         record = read_json(path, checked=True)
         if record["dense_hash"] != key:
             return "other", record["dense_hash"]
-        held = [k for k in rewind_epochs if k in record["rewind_epochs"]]
+        held = sorted(set(rewind_epochs) & set(record["rewind_epochs"]))
         for file in [dense_dir / paths.DENSE_MODEL, *(paths.rewind_snapshot(dense_dir, k) for k in held)]:
             if load_torch(file).get("identity") != key:
                 raise DamagedFileError(f"{file} belongs to another dense model than {path}")
@@ -93,6 +99,8 @@ def train_dense(
     A damaged one, or one without a snapshot asked for, is trained again by its ``owner`` (the
     dense job, or a run's private dense directory; training is deterministic, so the dense model
     comes out the same) and refused elsewhere: other jobs may be reading it."""
+    if bad := sorted(k for k in set(rewind_epochs) if not 0 <= k < cfg.train.epochs):
+        raise ConfigError(f"rewind epochs {bad} must be in [0, train.epochs={cfg.train.epochs})")
     key = dense_hash(cfg)
     state, detail = status(dense_dir, key, rewind_epochs)
     if state == "ok":
@@ -121,12 +129,11 @@ def train_dense(
     torch.manual_seed(cfg.seed)
     model = to_device(surgery.instantiate(arch), cfg, device)
     epochs = cfg.train.epochs
-    if bad := [k for k in snapshots if not 0 <= k < epochs]:
-        raise ConfigError(f"rewind epochs {bad} are outside [0, train.epochs={epochs})")
 
     def snapshot(k: int, m: nn.Module) -> None:
         surgery.save_checkpoint(paths.rewind_snapshot(dense_dir, k), arch, m, epoch=k, identity=key)
 
+    _restart_past_missing_snapshots(dense_dir, key, snapshots)
     if 0 in snapshots:
         snapshot(0, model)
     start = time.time()
@@ -143,6 +150,8 @@ def train_dense(
         on_epoch_end=lambda e, m: snapshot(e + 1, m) if e + 1 in snapshots else None,
     )
     surgery.save_checkpoint(dense_dir / paths.DENSE_MODEL, arch, model, epoch=epochs, identity=key)
+    if lacking := [k for k in snapshots if not _intact(paths.rewind_snapshot(dense_dir, k), key)]:
+        raise DamagedFileError(f"the dense training in {dense_dir} ended without rewind snapshots {lacking}")  # a guard
     record = {
         "dense_hash": key,
         "arch": arch.to_dict(),
@@ -158,3 +167,30 @@ def train_dense(
     (dense_dir / paths.DENSE_TRAINING).unlink(missing_ok=True)
     log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
     return record
+
+
+def _intact(path: Path, key: str) -> bool:
+    try:
+        return path.exists() and load_torch(path).get("identity") == key
+    except DamagedFileError:
+        return False
+
+
+def _restart_past_missing_snapshots(dense_dir: Path, key: str, snapshots: list[int]) -> None:
+    """A dense phase interrupted after epoch e resumes there, so it would never save a snapshot
+    k < e asked for only now (a rewind epoch added to the study meanwhile): then it starts over."""
+    training = dense_dir / paths.DENSE_TRAINING
+    if not training.exists():
+        return
+    try:
+        resume = load_torch(training).get("next_epoch", 0)
+    except DamagedFileError:
+        return  # train_epochs discards it with a warning
+    if missed := [k for k in snapshots if 0 < k < resume and not _intact(paths.rewind_snapshot(dense_dir, k), key)]:
+        log.warning(
+            "%s resumes after epoch %d, past rewind snapshot(s) %s it does not hold; training from epoch 0",
+            training,
+            resume,
+            missed,
+        )
+        training.unlink()

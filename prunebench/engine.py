@@ -1,7 +1,7 @@
 """One pruning experiment, end to end: AAP paper Algorithm 1 with a pluggable method and policy.
 
-Dense stage: train E epochs, saving the state after k epochs (k = train.rewind_epoch).
-Each round: start from the policy's base round, score channels with the method, select, remove
+The dense stage (prunebench.dense) trains E epochs, saving the state after k epochs
+(k = train.rewind_epoch). Each round: start from the policy's base round, score channels with the method, select, remove
 them physically, rewind (weights: to the dense epoch-k weights of the kept channels and the LR
 schedule at k; lr: the LR schedule only; finetune: neither, constant small LR), retrain E - k
 epochs, evaluate on validation and test, record. The policy decides from validation numbers only.
@@ -157,7 +157,7 @@ def run_experiment(
     run_record["dense_dir"] = str(dense_dir)
     back = stashed(out, run_record["identity"]) if stale else None
     if back is None:  # (a stash of this very run comes back with its own dense model, if any)
-        status, detail = dense_stage.status(dense_dir, run_record["dense_hash"], [cfg.train.rewind_epoch])
+        status, detail = dense_stage.status(dense_dir, run_record["dense_hash"], dense_stage.snapshots_of(cfg))
         if status == "other":
             if not (owner and stale):  # a private dense model goes with the run it belongs to
                 raise dense_stage.another_dense(dense_dir, detail, run_record["dense_hash"])
@@ -165,7 +165,7 @@ def run_experiment(
         if status == "damaged" and not owner:
             raise dense_stage.damaged_shared(dense_dir, detail)
         if status == "incomplete" and not owner:
-            raise dense_stage.missing_snapshot(dense_dir, detail, [cfg.train.rewind_epoch])
+            raise dense_stage.missing_snapshot(dense_dir, detail, dense_stage.snapshots_of(cfg))
     loaders = make_loaders(cfg.data, cfg.train, device)  # missing data is refused before any file is written
     with _logging_to(out):
         if back is not None:
@@ -186,7 +186,7 @@ def dense_only(
     check_run(cfg)
     device = _device_for(cfg)
     key = dense_hash(cfg)
-    epochs = rewind_epochs if rewind_epochs is not None else [cfg.train.rewind_epoch]
+    epochs = sorted(set(rewind_epochs)) if rewind_epochs is not None else dense_stage.snapshots_of(cfg)
     if bad := [k for k in epochs if not 0 <= k < cfg.train.epochs]:
         raise ConfigError(f"--rewind-epochs {bad} must be in [0, train.epochs={cfg.train.epochs})")
     status, other = dense_stage.status(dense_dir, key, epochs)
@@ -218,11 +218,11 @@ def _run(
         log.info("matching %s: channels per group %s", matched["path"], matched["channels"])
     # run.json first: it says which run this directory holds, before anything else is written.
     remove_leftovers(out)
-    write_json(run_record, out / "run.json", checked=True)
+    write_json(run_record, out / paths.RUN_RECORD, checked=True)
     state = RunState(out / "state", run_record["identity"])
-    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / "config.yaml")
+    atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / paths.RUN_CONFIG)
     write_json(environment_record(), out / "env.json")
-    dense = dense_stage.train_dense(cfg, dense_dir, loaders, device, owner, [cfg.train.rewind_epoch])
+    dense = dense_stage.train_dense(cfg, dense_dir, loaders, device, owner, dense_stage.snapshots_of(cfg))
     arch, model = surgery.load_checkpoint(dense_dir / paths.DENSE_MODEL)[:2]
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
     run = _Rounds(
@@ -232,7 +232,11 @@ def _run(
         loaders=loaders,
         device=device,
         dense=dense,
-        rewind_state=surgery.load_checkpoint(paths.rewind_snapshot(dense_dir, cfg.train.rewind_epoch))[1].state_dict(),
+        rewind_state=(
+            surgery.load_checkpoint(paths.rewind_snapshot(dense_dir, cfg.train.rewind_epoch))[1].state_dict()
+            if cfg.train.rewind == "weights"
+            else None
+        ),
         original={g.name: g.size for g in groups},
         base_row={
             "run_id": cfg.name,
@@ -261,14 +265,14 @@ def _run(
     final_round = policy.final_round(records)
     target_met = policy.meets_target(records[final_round])
     arch, model, _ = surgery.load_checkpoint(str(state.checkpoint(final_round)))
-    surgery.save_checkpoint(out / "final.pt", arch, model, round=final_round)
+    surgery.save_checkpoint(out / paths.FINAL, arch, model, round=final_round)
     described = policy.describe(records)
     annotated = [{**row, **extra} for row, extra in zip(state.rounds, described, strict=True)]
     annotated[-1]["stop_reason"] = stop_reason
     for row in annotated:
         row["final"] = row["round"] == final_round
-    rounds = write_table(annotated, ROUND_COLUMNS, out / "rounds.csv")
-    write_table(state.layers, LAYER_COLUMNS, out / "layers.csv")
+    rounds = write_table(annotated, ROUND_COLUMNS, out / paths.ROUNDS)
+    write_table(state.layers, LAYER_COLUMNS, out / paths.LAYERS)
     final = rounds[rounds["round"] == final_round].iloc[0]
     summary = {
         "run_id": cfg.name,
@@ -294,7 +298,7 @@ def _run(
             for name, m in (("dense", dense_model), ("final", model))
             for n in sorted({1, threads})
         }
-    write_json(summary, out / "summary.json", checked=True)
+    write_json(summary, out / paths.SUMMARY, checked=True)
     log.info(
         "done: %s; target %s (final round %d, params -%.2f%%, val drop %.2f)",
         stop_reason,
@@ -316,7 +320,7 @@ class _Rounds:
     loaders: Loaders
     device: torch.device
     dense: dict[str, Any]  # the dense model's record
-    rewind_state: dict[str, torch.Tensor]  # the dense model after k epochs
+    rewind_state: dict[str, torch.Tensor] | None  # the dense model after k epochs (rewind: weights)
     original: dict[str, int]  # channels per group of the dense model
     base_row: dict[str, Any]  # the columns every row of the run shares
 

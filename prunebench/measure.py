@@ -34,11 +34,13 @@ def layer_flops(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 
     def hook(name: str):
         def record(m: nn.Module, inp, out) -> None:
+            # Summed over calls (a module applied twice counts twice, as torch's counter does).
             if isinstance(m, nn.Conv2d):
                 k = m.kernel_size[0] * m.kernel_size[1]
-                flops[name] = 2 * out.shape[2] * out.shape[3] * m.out_channels * (m.in_channels // m.groups) * k
-            else:
-                flops[name] = 2 * m.in_features * m.out_features
+                f = 2 * out.shape[2] * out.shape[3] * m.out_channels * (m.in_channels // m.groups) * k
+            else:  # every position of the leading dimensions but the batch
+                f = 2 * m.in_features * m.out_features * (out[0].numel() // m.out_features)
+            flops[name] = flops.get(name, 0) + f
 
         return record
 

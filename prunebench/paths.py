@@ -8,7 +8,9 @@ A study's results directory::
     dense/<model>/seed<s>/              one dense model per (model, seed), every rewind snapshot
     runs/<model>/<experiment>/seed<s>/  one pruning run
     preflight/<model>/<experiment>.txt  the check of an AAP experiment's thresholds
-    tables/  figures/  logs/  benchmarks/
+    tables/<name>.csv                   the study's tables (TABLES, LATENCY_TABLE, JOBS_TABLE)
+    logs/<job>.log  benchmarks/<job>.tsv
+    figures/<name>.<format>             unless the study's ``figures`` key names another place
 """
 
 from __future__ import annotations
@@ -21,10 +23,21 @@ LATENCY_TABLE = "latency"
 FIGURES = ("tradeoff", "adaptive", "layers", "speedup")
 FIGURE_FORMATS = ("pdf", "png")
 
+JOBS_TABLE = "jobs"  # every job's benchmark record
+
+# A run directory: its results, what the tables read, and its records.
+ROUNDS = "rounds.csv"
+LAYERS = "layers.csv"
+SUMMARY = "summary.json"
+FINAL = "final.pt"
+RUN_RECORD = "run.json"  # which run the directory holds (its identity)
+RUN_CONFIG = "config.yaml"  # the resolved run config
+
 # A dense model directory: the trained model, its record, and one snapshot per rewind epoch.
 DENSE_RECORD = "dense.json"
 DENSE_MODEL = "dense.pt"
 DENSE_TRAINING = "training.pt"  # the dense phase's resumable state while it trains
+SNAPSHOTS = "rewind*.pt"  # every snapshot file (and the single rewind.pt of older versions)
 
 
 def rewind_snapshot(dense_dir: Path, epoch: int) -> Path:
@@ -40,6 +53,15 @@ def dense_dir(results: str, model: str, seed: int | str) -> str:
 def run_dir(results: str, model: str, experiment: str, seed: int | str) -> str:
     """Where a study keeps one pruning run."""
     return f"{results}/runs/{model}/{experiment}/seed{seed}"
+
+
+def table_file(results: str, name: str) -> str:
+    return f"{results}/tables/{name}.csv"
+
+
+def figures_dir(results: str, figures: str | None) -> str:
+    """A study's figures: its ``figures`` key, else ``<results>/figures``."""
+    return figures or f"{results}/figures"
 
 
 def preflight_report(results: str, model: str, experiment: str) -> str:

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from prunebench import paths
 from prunebench.errors import ConfigError, DamagedFileError
 from prunebench.io import load_torch, read_json, remove_leftovers, write_json
 from prunebench.policies import RoundRecord
@@ -32,7 +33,7 @@ class RunState:
         self.rounds: list[dict[str, Any]] = []
         self.layers: list[dict[str, Any]] = []
         remove_leftovers(state_dir)
-        if self.path.exists():  # its identity was checked with the run's (_stale_entries)
+        if self.path.exists():  # its identity was checked with the run's (stale_entries)
             blob = read_json(self.path, checked=True)
             self.rounds, self.layers = blob["rounds"], blob["layers"]
             self._verify()
@@ -84,19 +85,19 @@ class RunState:
 
 # What a run writes in its directory (log.txt, appended to, and a private dense/ aside).
 RUN_ENTRIES = (
-    "run.json", "config.yaml", "env.json", "state", "rounds.csv", "layers.csv", "summary.json", "final.pt"
+    paths.RUN_RECORD, paths.RUN_CONFIG, "env.json", "state", paths.ROUNDS, paths.LAYERS, paths.SUMMARY, paths.FINAL
 )  # fmt: skip
 
 
 # The files the summary vouches for, by checksum: everything the tables read of a run.
-VOUCHED = ("rounds.csv", "layers.csv", "final.pt", "config.yaml", "run.json")
+VOUCHED = (paths.ROUNDS, paths.LAYERS, paths.FINAL, paths.RUN_CONFIG, paths.RUN_RECORD)
 
 
 def saved_identity(out: Path) -> str:
     """The identity of the run ``out`` holds: ``run.json``'s, or the intact ``history.json``'s
     where ``run.json`` is damaged or missing (it is written again at the start of every run). A
     DamagedFileError when neither says, or when they disagree."""
-    marker, history = out / "run.json", out / "state" / "history.json"
+    marker, history = out / paths.RUN_RECORD, out / "state" / "history.json"
     try:
         saved = read_json(marker, checked=True)["identity"]
     except DamagedFileError:

@@ -67,9 +67,10 @@ class Run:
     model: str
     experiment: str
     seed: int
-    rewind_epoch: int  # the dense model's snapshot its rounds rewind to
+    rewind_epoch: int  # k: rounds retrain E - k epochs
     reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
     adaptive: bool = False  # an AAP policy: its thresholds are checked first (`prunebench preflight`)
+    snapshot: int | None = None  # the dense model's snapshot its rounds rewind to (rewind: weights)
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -108,8 +109,9 @@ def dense_config(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]
 
 
 def rewind_epochs(runs: list[Run], model: str) -> list[int]:
-    """The epochs the dense models of ``model`` keep a snapshot after: every experiment's."""
-    return sorted({r.rewind_epoch for r in runs if r.model == model})
+    """The epochs the dense models of ``model`` keep a snapshot after: those of its experiments
+    that rewind weights (``Run.snapshot``)."""
+    return sorted({r.snapshot for r in runs if r.model == model and r.snapshot is not None})
 
 
 def machine_overrides(study: dict[str, Any]) -> list[str]:
@@ -190,7 +192,8 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                     raise ConfigError(f"{where}: the experiment changes the dense model")
                 reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
                 adaptive = isinstance(policy, AdaptivePolicy)
-                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference, adaptive))
+                snapshot = cfg.train.rewind_epoch if cfg.train.rewind == "weights" else None
+                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference, adaptive, snapshot))
     _check_references(study, runs)
     return runs
 

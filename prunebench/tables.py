@@ -238,8 +238,8 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
         f"rounds and writes its results again; in a study: snakemake --forcerun '{run_dir / 'summary.json'}')"
     )
     try:
-        summary = read_json(run_dir / "summary.json", checked=True)
-        run = read_json(run_dir / "run.json", checked=True)
+        summary = read_json(run_dir / paths.SUMMARY, checked=True)
+        run = read_json(run_dir / paths.RUN_RECORD, checked=True)
         if "experiment" not in run:
             raise DamagedFileError(f"{run_dir / 'run.json'} was written by an older prunebench (no experiment name)")
         for name, digest in summary["sha256"].items():
@@ -258,11 +258,11 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     rounds, layers, runs, dense = [], [], [], {}
     for d in run_dirs:
         summary, run = read_run(d)
-        r = pd.read_csv(d / "rounds.csv")
-        config = yaml.safe_load((d / "config.yaml").read_text())
+        r = pd.read_csv(d / paths.ROUNDS)
+        config = yaml.safe_load((d / paths.RUN_CONFIG).read_text())
         r.insert(1, "experiment", run["experiment"])
         rounds.append(r)
-        layers.append(pd.read_csv(d / "layers.csv"))
+        layers.append(pd.read_csv(d / paths.LAYERS))
         final = r[r["final"]].iloc[0].to_dict()
         runs.append(
             {
@@ -326,8 +326,8 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
     rows = []
     for d in run_dirs:
         experiment = read_run(d)[1]["experiment"]
-        final = pd.read_csv(d / "rounds.csv").query("final").iloc[0]
-        arch, model, _ = surgery.load_checkpoint(str(d / "final.pt"))
+        final = pd.read_csv(d / paths.ROUNDS).query("final").iloc[0]
+        arch, model, _ = surgery.load_checkpoint(str(d / paths.FINAL))
         dense = surgery.instantiate(
             surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
         )

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import copy
+import logging
 
 import pandas as pd
+import pytest
 import torch
 import yaml
 from conftest import TINY
 
 from prunebench.cli import main
 from prunebench.config import config_from_dict, dense_hash
+from prunebench.engine import dense_only
 from prunebench.io import read_json
 from prunebench.surgery import load_checkpoint
 
@@ -51,6 +54,9 @@ def test_the_rewind_epoch_is_a_snapshot_of_one_dense_model_not_another_model(tmp
 def test_a_shared_dense_model_without_the_snapshot_a_run_needs_is_refused_with_the_fix(tmp_path, capsys):
     k0, k1 = _config(tmp_path, "k0", rewind_epoch=0), _config(tmp_path, "k1", rewind_epoch=1)
     shared = tmp_path / "dense"
+    assert main(["dense", str(k0), "--out", str(shared), "--rewind-epochs", "0", "2"]) == 2
+    assert "--rewind-epochs [2] must be in [0, train.epochs=2)" in capsys.readouterr().err
+    assert not shared.exists()
     assert main(["dense", str(k0), "--out", str(shared)]) == 0
     weights = load_checkpoint(shared / "dense.pt")[1].state_dict()
     capsys.readouterr()
@@ -64,3 +70,42 @@ def test_a_shared_dense_model_without_the_snapshot_a_run_needs_is_refused_with_t
     again = load_checkpoint(shared / "dense.pt")[1].state_dict()
     assert all(torch.equal(weights[k], again[k]) for k in weights)
     assert main(["run", str(k1), "--out", str(tmp_path / "run"), "--dense", str(shared)]) == 0
+
+
+def test_an_interrupted_dense_training_asked_for_an_earlier_snapshot_starts_over(tmp_path, monkeypatch, caplog):
+    """Killed after epoch 2, then asked (a rewind epoch added to the study) for a snapshot after
+    epoch 1: resuming at epoch 2 would never save it."""
+    import prunebench.dense
+
+    cfg = config_from_dict({**copy.deepcopy(TINY), "train": {**TINY["train"], "epochs": 3, "rewind_epoch": 0}})
+    real = prunebench.dense.train_epochs
+
+    def killed_after_epoch_2(model, batches, train, epochs, *args, **kwargs):
+        real(model, batches, train, range(0, 2), *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prunebench.dense, "train_epochs", killed_after_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        dense_only(cfg, tmp_path / "dense", rewind_epochs=[0])
+    assert (tmp_path / "dense/training.pt").exists()
+    monkeypatch.setattr(prunebench.dense, "train_epochs", real)
+    with caplog.at_level(logging.WARNING, logger="prunebench"):
+        dense_only(cfg, tmp_path / "dense", rewind_epochs=[0, 1])
+    assert "past rewind snapshot(s) [1] it does not hold; training from epoch 0" in caplog.text
+    dense_only(cfg, tmp_path / "whole", rewind_epochs=[0, 1])
+    for name in ("dense.pt", "rewind_e1.pt"):
+        a, b = (load_checkpoint(tmp_path / d / name)[1].state_dict() for d in ("dense", "whole"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
+def test_runs_that_keep_their_weights_need_no_snapshot(tmp_path, capsys):
+    finetune = _config(tmp_path, "ft", rewind_epoch=1, rewind="finetune")
+    shared = tmp_path / "dense"
+    assert main(["dense", str(finetune), "--out", str(shared)]) == 0  # default: no snapshot for finetune
+    assert read_json(shared / "dense.json", checked=True)["rewind_epochs"] == []
+    assert not list(shared.glob("rewind*.pt"))
+    assert main(["run", str(finetune), "--out", str(tmp_path / "run"), "--dense", str(shared)]) == 0
+    weights = _config(tmp_path, "w", rewind_epoch=1)
+    capsys.readouterr()
+    assert main(["run", str(weights), "--out", str(tmp_path / "w"), "--dense", str(shared)]) == 2
+    assert "--rewind-epochs 1" in capsys.readouterr().err

@@ -91,3 +91,16 @@ def test_fvcore_agrees_once_its_conventions_are_aligned(name):
     analysis.set_op_handle("aten::batch_norm", zero, "aten::adaptive_avg_pool2d", zero)
     analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
     assert analysis.total() == complexity(model, arch.example_input())["macs"]
+
+
+def test_a_layer_applied_twice_and_a_linear_over_positions_count_as_torch_counts_them():
+    class Twice(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv, self.fc = nn.Conv2d(3, 3, 3, padding=1), nn.Linear(8, 5)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.conv(self.conv(x)))  # the linear maps each of 3 x 8 rows
+
+    model, x = Twice(), torch.zeros(1, 3, 8, 8)
+    assert sum(layer_flops(model, x).values()) == count_flops(model, x) == 2 * (2 * 64 * 3 * 3 * 9 + 24 * 8 * 5)

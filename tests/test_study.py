@@ -58,6 +58,8 @@ def test_run_configs_merge_base_model_and_experiment():
     assert dense_hash(k1) != dense_hash(config_from_dict(study.run_config(s, "lenet5", "ilp", 1)))
     runs = study.check_study(s)
     assert study.rewind_epochs(runs, "lenet5") == [1, 2] and study.rewind_epochs(runs, "lenet300_100") == [2]
+    s["experiments"]["ft_k3"] = {"prune": {"method": "l1"}, "train": {"rewind": "finetune", "rewind_epoch": 3}}
+    assert study.rewind_epochs(study.check_study(s), "lenet5") == [1, 2]  # finetuning rewinds no weights
 
 
 def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in():
@@ -96,6 +98,8 @@ def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in
         (lambda s: s["experiments"]["ilp"].update(prunee={}), "unknown key 'prunee' in experiment 'ilp'"),
         (lambda s: s["experiments"]["ilp"]["prune"].update(method="l2"), "experiment 'ilp'.*unknown method 'l2'"),
         (lambda s: s["per_model"].update(lenet5={"data": {"dataset": "mnist"}}), "one dataset"),
+        (lambda s: s["experiments"].update({"ilp_{k}": s["experiments"]["ilp"]}), "does not match"),  # a wildcard
+        (lambda s: s.update(threads=0), "0 is less than the minimum of 1"),  # the JSON schema, in the same path
     ],
 )
 def test_bad_studies_name_the_problem(edit, message):

@@ -5,6 +5,7 @@ import shlex
 
 from prunebench.errors import PrunebenchError
 from prunebench import paths, study
+from prunebench.data import CACHE_FORMAT
 
 try:
     # Keys, the JSON schema (filling in its defaults), every run.
@@ -62,7 +63,7 @@ def reference_of_run(wildcards):
     """Policy matched: the final model of the reference experiment (same model and seed)."""
     ref = _run(wildcards).reference
     return (
-        os.path.join(run_dir(wildcards.model, ref, wildcards.seed), "final.pt")
+        os.path.join(run_dir(wildcards.model, ref, wildcards.seed), paths.FINAL)
         if ref
         else []
     )

@@ -1,6 +1,6 @@
 # The study's figures (PDF and PNG), drawn from its tidy tables only.
 
-FIGURES_DIR = config["figures"] or f"{RESULTS}/figures"
+FIGURES_DIR = paths.figures_dir(RESULTS, config["figures"])
 
 
 rule figures:

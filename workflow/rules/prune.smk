@@ -34,10 +34,10 @@ rule prune:
         reference=reference_of_run,
         preflight=preflight_of_run,
     output:
-        rounds=os.path.join(RUN_DIR, "rounds.csv"),
-        layers=os.path.join(RUN_DIR, "layers.csv"),
-        summary=os.path.join(RUN_DIR, "summary.json"),
-        final=os.path.join(RUN_DIR, "final.pt"),
+        rounds=os.path.join(RUN_DIR, paths.ROUNDS),
+        layers=os.path.join(RUN_DIR, paths.LAYERS),
+        summary=os.path.join(RUN_DIR, paths.SUMMARY),
+        final=os.path.join(RUN_DIR, paths.FINAL),
     log:
         job_log("runs/{model}-{experiment}-seed{seed}"),
     benchmark:

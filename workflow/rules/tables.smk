@@ -10,13 +10,13 @@ LATENCY = config["latency"]  # with the schema's defaults filled in
 rule tables:
     input:
         [
-            f"{d}/{name}"
+            os.path.join(d, name)
             for d in RUN_DIRS
-            for name in ("summary.json", "rounds.csv", "layers.csv")
+            for name in (paths.SUMMARY, paths.ROUNDS, paths.LAYERS)
         ],
         [os.path.join(d, paths.DENSE_RECORD) for d in DENSE_DIRS],
     output:
-        [f"{RESULTS}/tables/{name}.csv" for name in paths.TABLES],
+        [paths.table_file(RESULTS, name) for name in paths.TABLES],
     log:
         job_log("tables"),
     benchmark:
@@ -34,10 +34,10 @@ rule tables:
 # latency measured beside other jobs would measure them too.
 rule latency:
     input:
-        models=[f"{d}/final.pt" for d in RUN_DIRS],
+        models=[os.path.join(d, paths.FINAL) for d in RUN_DIRS],
         after=rules.tables.output,
     output:
-        f"{RESULTS}/tables/{paths.LATENCY_TABLE}.csv",
+        paths.table_file(RESULTS, paths.LATENCY_TABLE),
     log:
         job_log("latency"),
     benchmark:
@@ -48,7 +48,8 @@ rule latency:
         runs=RUN_DIRS,
         # The study's latency settings; unset ones take prunebench latency's defaults.
         options=" ".join(
-            f"--{key} " + " ".join(map(str, value if isinstance(value, list) else [value]))
+            f"--{key} "
+            + " ".join(map(str, value if isinstance(value, list) else [value]))
             for key, value in LATENCY.items()
             if key != "enabled"
         ),
@@ -62,7 +63,7 @@ rule jobs:
     input:
         [job["benchmark"] for job in benchmarked_jobs()],
     output:
-        f"{RESULTS}/tables/jobs.csv",
+        paths.table_file(RESULTS, paths.JOBS_TABLE),
     log:
         job_log("jobs"),
     conda:
