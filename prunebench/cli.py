@@ -174,10 +174,13 @@ def _cmd_measure(args: argparse.Namespace) -> None:
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     from prunebench.bench import bench_epoch
-    from prunebench.config import load_config
+    from prunebench.config import load_config, resolve_device
 
-    cfg = load_config(args.config, args.set)
     torch.set_num_threads(args.threads or torch.get_num_threads())
+    if args.compute:
+        _bench_compute(args, resolve_device(args.device))
+        return
+    cfg = load_config(args.config, args.set)
     result = bench_epoch(cfg, args.max_batches)
     threads = torch.get_num_threads()
     print(
@@ -186,6 +189,25 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     print(f"  engine pipeline (in-memory tensors, batch augmentation): {result.engine_img_s:10,.0f} img/s")
     print(f"  plain loop (torchvision dataset + DataLoader):         {result.plain_img_s:10,.0f} img/s")
     print(f"  ratio: {result.ratio:.2f}x")
+
+
+def _bench_compute(args: argparse.Namespace, device: torch.device) -> None:
+    from prunebench.bench import bench_compute, matmul_peak_gflop_s
+
+    peak = matmul_peak_gflop_s(device)
+    threads = torch.get_num_threads()
+    where = f"{device.type}, {threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
+    print(f"training step, batch {args.batch}, fp32, channels-last, {where}; matrix multiply {peak:,.1f} GFLOP/s")
+    header = ("model", "fwd GFLOPs", "img/s", "GFLOP/s", "of peak", "pruned FLOPs", "pruned time")
+    widths = (10, 11, 9, 9, 9, 14, 13)
+    print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths, strict=True))))
+    for name in args.models:
+        r = bench_compute(name, device, args.batch, args.steps, peak)
+        print(
+            f"{r.model:<10}{r.forward_gflops:>11.4f}{r.img_s:>9,.0f}{r.train_gflop_s:>9,.1f}{r.percent_of_peak:>8.1f}%"
+            f"{r.pruned_flops_ratio:>14.2f}{r.pruned_step_ratio:>13.2f}"
+        )
+    print("pruned: 50 % of the FLOPs removed (layer-wise L1); its FLOPs and step time relative to the dense model")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -293,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--threads", type=int)
     bench.add_argument("--max-batches", type=int, help="time only the first N batches")
+    bench.add_argument(
+        "--compute",
+        action="store_true",
+        help="instead: achieved training GFLOP/s per model vs the matrix-multiply peak, and a 50 %% FLOPs-pruned "
+        "model's step time relative to the dense one (random inputs, no data needed)",
+    )
+    bench.add_argument("--models", nargs="+", default=["lenet5", "resnet20", "vgg11"], help="--compute: the models")
+    bench.add_argument("--batch", type=int, default=128, help="--compute: batch size")
+    bench.add_argument("--steps", type=int, default=5, help="--compute: timed steps per model (median)")
+    bench.add_argument("--device", default="auto", help="--compute: auto, cpu or cuda")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -104,3 +104,13 @@ def test_a_layer_applied_twice_and_a_linear_over_positions_count_as_torch_counts
 
     model, x = Twice(), torch.zeros(1, 3, 8, 8)
     assert sum(layer_flops(model, x).values()) == count_flops(model, x) == 2 * (2 * 64 * 3 * 3 * 9 + 24 * 8 * 5)
+
+
+def test_the_compute_benchmark_reports_gflops_against_the_machine_peak_and_a_half_flops_model():
+    from prunebench.bench import bench_compute
+
+    r = bench_compute("lenet5", torch.device("cpu"), batch=8, steps=1, peak=100.0)
+    assert r.forward_gflops == pytest.approx(2 * 2_293_000 / 1e9, rel=0.01)  # LeNet-5's 2.29 M MACs
+    assert r.img_s > 0 and r.train_gflop_s == pytest.approx(3 * r.forward_gflops * r.img_s)
+    assert r.percent_of_peak == pytest.approx(r.train_gflop_s)  # of a 100 GFLOP/s peak
+    assert 0.45 <= r.pruned_flops_ratio <= 0.5 and r.pruned_step_ratio > 0
