@@ -28,7 +28,7 @@ from prunebench.measure import complexity
 from prunebench.policies import RateSelection
 from prunebench.scores import filter_l1
 from prunebench.selection import resolve_rate
-from prunebench.training import make_optimizer, seeded_generator
+from prunebench.training import autocast, make_optimizer, seeded_generator
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def _step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int) -> float:
+def _step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, precision: str) -> float:
     """Median seconds of one SGD training step on the batch (after one warm-up step)."""
     opt = make_optimizer(model, TrainConfig(), 0.01)
     model.train()
@@ -139,7 +139,8 @@ def _step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, step
     for i in range(steps + 1):
         _sync(x.device)
         start = time.perf_counter()
-        loss = F.cross_entropy(model(x), y)
+        with autocast(x, precision):
+            loss = F.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -150,7 +151,12 @@ def _step_seconds(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, step
 
 
 def bench_compute(
-    name: str, device: torch.device, batch: int = 128, steps: int = 5, peak: float | None = None
+    name: str,
+    device: torch.device,
+    batch: int = 128,
+    steps: int = 5,
+    peak: float | None = None,
+    precision: str = "fp32",
 ) -> ComputeResult:
     """Achieved training GFLOP/s of ``name`` on random inputs, and the step time of the model
     with 50 % of its FLOPs removed (layer-wise L1 channels, as ``ilp``) relative to the dense one."""
@@ -173,7 +179,7 @@ def bench_compute(
     y = torch.randint(0, 10, (batch,), device=device)
     timed = {}
     for label, m in (("dense", model), ("pruned", pruned)):
-        timed[label] = _step_seconds(m.to(device).to(memory_format=torch.channels_last), x, y, steps)
+        timed[label] = _step_seconds(m.to(device).to(memory_format=torch.channels_last), x, y, steps, precision)
     img_s = batch / timed["dense"]
     peak = peak if peak is not None else matmul_peak_gflop_s(device)
     return ComputeResult(

@@ -197,12 +197,15 @@ def _bench_compute(args: argparse.Namespace, device: torch.device) -> None:
     peak = matmul_peak_gflop_s(device)
     threads = torch.get_num_threads()
     where = f"{device.type}, {threads} threads" if device.type == "cpu" else torch.cuda.get_device_name(device)
-    print(f"training step, batch {args.batch}, fp32, channels-last, {where}; matrix multiply {peak:,.1f} GFLOP/s")
+    print(
+        f"training step, batch {args.batch}, {args.precision}, channels-last, {where}; "
+        f"fp32 matrix multiply {peak:,.1f} GFLOP/s"
+    )
     header = ("model", "fwd GFLOPs", "img/s", "GFLOP/s", "of peak", "pruned FLOPs", "pruned time")
     widths = (10, 11, 9, 9, 9, 14, 13)
     print("".join(f"{h:<{w}}" if i == 0 else f"{h:>{w}}" for i, (h, w) in enumerate(zip(header, widths, strict=True))))
     for name in args.models:
-        r = bench_compute(name, device, args.batch, args.steps, peak)
+        r = bench_compute(name, device, args.batch, args.steps, peak, args.precision)
         print(
             f"{r.model:<10}{r.forward_gflops:>11.4f}{r.img_s:>9,.0f}{r.train_gflop_s:>9,.1f}{r.percent_of_peak:>8.1f}%"
             f"{r.pruned_flops_ratio:>14.2f}{r.pruned_step_ratio:>13.2f}"
@@ -325,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch", type=int, default=128, help="--compute: batch size")
     bench.add_argument("--steps", type=int, default=5, help="--compute: timed steps per model (median)")
     bench.add_argument("--device", default="auto", help="--compute: auto, cpu or cuda")
+    bench.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="--compute: as train.precision")
     bench.set_defaults(func=_cmd_bench)
     return parser
 

@@ -114,6 +114,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     threads: int | None = None  # torch CPU threads; None: all cores
     channels_last: bool = False
+    # fp32, or bf16: convs and matmuls of training and evaluation under bfloat16 autocast (weights,
+    # gradients and the optimizer stay fp32), for GPUs with bf16 units; correct but slow on CPUs.
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -124,6 +127,8 @@ class TrainConfig:
             )
         if self.rewind not in ("weights", "lr", "finetune"):
             raise ConfigError(f"train.rewind must be weights, lr or finetune, got {self.rewind!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"train.precision must be fp32 or bf16, got {self.precision!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"train.device must be auto, cpu or cuda, got {self.device!r}")
         if self.lr <= 0 or self.batch_size < 1:
@@ -358,6 +363,10 @@ def _identity(cfg: Config, left_out: set[tuple[str, str]]) -> dict[str, Any]:
     for section, key in MACHINE_KEYS | left_out | {("train", "threads"), ("train", "device")}:
         out.get(section, {}).pop(key, None)
     out["execution"] = execution(cfg.train)
+    if (
+        out["train"].get("precision") == "fp32"
+    ):  # the default leaves identities of runs from before the key as they were
+        del out["train"]["precision"]
     return out
 
 

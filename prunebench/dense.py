@@ -155,8 +155,8 @@ def train_dense(
     record = {
         "dense_hash": key,
         "arch": arch.to_dict(),
-        "val_top1": evaluate(model, loaders.val),
-        "test_top1": evaluate(model, loaders.test),
+        "val_top1": evaluate(model, loaders.val, cfg.train.precision),
+        "test_top1": evaluate(model, loaders.test, cfg.train.precision),
         "epochs": epochs,
         "rewind_epochs": snapshots,
         "images": images,

@@ -424,7 +424,7 @@ class _Rounds:
             extra_loss=self.method.extra_loss,
         )
         sizes = complexity(model, new_arch.example_input(device=device))
-        val, test = evaluate(model, self.loaders.val), evaluate(model, self.loaders.test)
+        val, test = (evaluate(model, b, t.precision) for b in (self.loaders.val, self.loaders.test))
         surgery.save_checkpoint(state.checkpoint(rnd), new_arch, model, identity=state.run_hash)
         cost = {"epochs": len(epochs), "images": images, "wall_s": time.time() - start}
         row = self.row(rnd, step.base_round, sizes, val, test, **cost, rate=rate)

@@ -28,13 +28,19 @@ def seeded_generator(*key: object) -> torch.Generator:
     return torch.Generator().manual_seed(int(digest[:15], 16))
 
 
+def autocast(x: torch.Tensor, precision: str) -> torch.autocast:
+    """The autocast context of ``train.precision`` on the device of ``x`` (disabled for fp32)."""
+    return torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, batches: Batches) -> float:
+def evaluate(model: nn.Module, batches: Batches, precision: str = "fp32") -> float:
     """Top-1 accuracy in percent."""
     model.eval()
     correct = 0
     for x, y in batches.epoch():
-        correct += int((model(x).argmax(1) == y).sum())
+        with autocast(x, precision):
+            correct += int((model(x).argmax(1) == y).sum())
     return 100.0 * correct / batches.num_samples
 
 
@@ -109,12 +115,13 @@ def train_epochs(
             leave=False,
             unit="batch",
         ):
-            out = model(x)
-            loss = F.cross_entropy(out, y)
-            if extra_loss is not None:
-                term = extra_loss(model, x, out)
-                if term is not None:
-                    loss = loss + term
+            with autocast(x, cfg.precision):
+                out = model(x)
+                loss = F.cross_entropy(out, y)
+                if extra_loss is not None:
+                    term = extra_loss(model, x, out)
+                    if term is not None:
+                        loss = loss + term
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

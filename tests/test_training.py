@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import TrainConfig
+from prunebench.config import Config, TrainConfig
 from prunebench.data import Batches, Split
 from prunebench.training import train_epochs
 
@@ -41,3 +41,40 @@ def test_images_are_counted_per_batch_and_survive_a_resume(tmp_path):
     assert train_epochs(*args) == whole  # the resumed phase trains one epoch and reports all three
     # A finished phase called again (a kill after its last epoch) trains nothing and still says 3.
     assert train_epochs(*args) == whole
+
+
+def test_bf16_precision_trains_under_autocast_and_is_its_own_identity(tmp_path, monkeypatch):
+    from prunebench.config import config_from_dict, config_hash, dense_hash
+    from prunebench.training import evaluate
+
+    seen = []
+    real_linear = nn.Linear.forward
+
+    def recording(self, x):
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return real_linear(self, x)
+
+    monkeypatch.setattr(nn.Linear, "forward", recording)
+    weights = {}
+    for precision in ("fp32", "bf16"):
+        model, batches, cfg = _setup(tmp_path)
+        cfg.precision = precision
+        train_epochs(model, batches, cfg, range(0, 2), cfg.lr_at, (0, precision), tmp_path / f"{precision}.pt", "h")
+        weights[precision] = model[1].weight.detach().clone()
+        assert torch.isfinite(weights[precision]).all() and model[1].weight.dtype == torch.float32
+        assert 0 <= evaluate(model, batches, precision) <= 100
+    assert not any(seen[: len(seen) // 2]) and all(seen[len(seen) // 2 :])  # fp32 first, then bf16 autocast
+    assert not torch.equal(weights["fp32"], weights["bf16"])
+    fp32, bf16 = config_from_dict({}), config_from_dict({"train": {"precision": "bf16"}})
+    assert config_hash(fp32) != config_hash(bf16) and dense_hash(fp32) != dense_hash(bf16)
+    # The default stays out of the identity: runs from before the key keep their hashes.
+    current = config_hash(fp32)
+    real_to_dict = Config.to_dict
+
+    def without_the_key(self):
+        d = real_to_dict(self)
+        del d["train"]["precision"]
+        return d
+
+    monkeypatch.setattr(Config, "to_dict", without_the_key)
+    assert config_hash(fp32) == current
