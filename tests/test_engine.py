@@ -159,7 +159,7 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     "method,policy,options",
     [
         ("aap", "aap_acc_params", {"target": 100.0, "lambda0": 1.0}),
-        ("ilp_mean", "iterative", {"rate": 0.3, "target": 20}),
+        pytest.param("ilp_mean", "iterative", {"rate": 0.3, "target": 20}, marks=pytest.mark.full),
     ],
 )
 def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, policy, options):

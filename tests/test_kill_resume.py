@@ -176,6 +176,7 @@ def killed_and_resumed(tmp_path: Path, cfg: dict, kills: int, seed: int) -> tupl
     return landed, mid_pruning
 
 
+@pytest.mark.full
 def test_a_run_killed_at_random_writes_ends_identical(tmp_path):
     landed, mid_pruning = killed_at_writes(tmp_path, ILP, kills=4, seed=0, writes=(3, 10))
     assert landed == 4 and mid_pruning >= 1

@@ -13,7 +13,11 @@ from tests.conftest import REPO
 STUDIES = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "experiments" in yaml.safe_load(p.read_text()))
 
 
-@pytest.mark.parametrize("path", STUDIES, ids=lambda p: str(p.relative_to(REPO / "configs")))
+@pytest.mark.parametrize(
+    "path",
+    [pytest.param(p, marks=pytest.mark.full) if "paper" in p.parts else p for p in STUDIES],
+    ids=lambda p: str(p.relative_to(REPO / "configs")),
+)
 def test_shipped_aap_experiments_prune_within_their_budget(path):
     study = yaml.safe_load(path.read_text())
     study["results"] = "/nonexistent"  # score freshly initialised dense models (no trained ones here)

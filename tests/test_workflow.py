@@ -70,6 +70,7 @@ def test_aap_runs_wait_for_a_preflight_on_the_trained_dense_model(smoke):
         assert rounds.loc[rounds["round"] == 1, "removed"].item() == first
 
 
+@pytest.mark.full
 def test_a_study_whose_thresholds_cannot_prune_stops_before_its_aap_runs(tmp_path):
     config = study(tmp_path, "smoke")
     cfg = yaml.safe_load(config.read_text())
@@ -225,6 +226,7 @@ def test_a_bad_study_is_refused_by_the_snakefile_before_any_job(tmp_path):
     assert not (tmp_path / RESULTS).exists()
 
 
+@pytest.mark.full
 def test_snakemake_killed_mid_run_resumes_without_recomputing(tmp_path):
     def one_long_run(cfg):
         cfg["seeds"] = [0]
