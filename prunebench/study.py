@@ -67,7 +67,6 @@ class Run:
     model: str
     experiment: str
     seed: int
-    rewind_epoch: int  # k: rounds retrain E - k epochs
     reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
     adaptive: bool = False  # an AAP policy: its thresholds are checked first (`prunebench preflight`)
     snapshot: int | None = None  # the dense model's snapshot its rounds rewind to (rewind: weights)
@@ -193,7 +192,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
                 adaptive = isinstance(policy, AdaptivePolicy)
                 snapshot = cfg.train.rewind_epoch if cfg.train.rewind == "weights" else None
-                runs.append(Run(model, experiment, int(seed), cfg.train.rewind_epoch, reference, adaptive, snapshot))
+                runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot))
     _check_references(study, runs)
     return runs
 

@@ -46,7 +46,7 @@ def test_every_shipped_study_is_valid(path):
 def test_the_run_matrix_honours_experiment_models():
     runs = study.check_study(_study())
     assert len(runs) == 2 * 2 + 1 * 2
-    assert {(r.experiment, r.rewind_epoch) for r in runs} == {("ilp", 2), ("aap_k1", 1)}
+    assert {(r.experiment, r.snapshot) for r in runs} == {("ilp", 2), ("aap_k1", 1)}
 
 
 def test_run_configs_merge_base_model_and_experiment():
