@@ -4,7 +4,7 @@ The attention of a filter is F(A) over its post-activation map A (one value per 
 over one batch): ``mean`` = mean over HxW of |a|^p (the paper's choice, p = 1), ``max`` = max of
 |a|^p, ``sum`` = sum of |a|^p. For a fully connected layer a neuron is the filter and its map a
 single value. Channels coupled across layers (residual stages, depthwise convs) get the mean over
-their activation maps; see ``prunebench.activations`` for where the maps are read.
+their activation maps; see ``prunebench.score.activations`` for where the maps are read.
 
 ``source: random`` computes attention from standard-normal inputs instead of training images
 (Section 4.4, Figure 3). The adaptive threshold policies of AAP are policies, not part of the
@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from prunebench.activations import group_statistics
-from prunebench.methods import Method, ScoringContext
+from prunebench.plugin import Method, ScoringContext, group_statistics
 
 _REDUCE = {"mean": torch.mean, "max": torch.amax, "sum": torch.sum}
 

@@ -6,8 +6,7 @@ A group of coupled channels (a residual stage) counts as one layer: it loses the
 as any other group, and its channels' L1 norm is the mean over the group's layers. The AAP
 paper's Fig. 2a ablation ranks L1 norms globally instead: that is ``ilp_global``."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import filter_l1
+from prunebench.plugin import Method, ScoringContext, filter_l1
 
 
 class IterativeL1(Method):

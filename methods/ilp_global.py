@@ -3,8 +3,7 @@ Fig. 2a ablation (IAP vs ILP vs ILP-Mean at a fixed rate). Raw norms grow with a
 so a global ranking favours removing filters of layers with few inputs: ``ilp_mean`` divides by
 the filter size to correct that, and ``ilp`` (layer-wise) avoids the comparison altogether."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import filter_l1
+from prunebench.plugin import Method, ScoringContext, filter_l1
 
 
 class IterativeL1Global(Method):

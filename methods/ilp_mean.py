@@ -2,8 +2,7 @@
 filters of layers with different fan-in compare fairly under the global ranking it is defined
 for (within one single-layer group it orders filters exactly like ``ilp``)."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import filter_l1
+from prunebench.plugin import Method, ScoringContext, filter_l1
 
 
 class IterativeL1Mean(Method):

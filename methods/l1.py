@@ -7,8 +7,7 @@ Li et al. fine-tune the pruned network (a small constant learning rate); studies
 sensitivity analysis; here one uniform layer-wise rate is found that reaches the target, so no
 hand tuning is involved."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import filter_l1
+from prunebench.plugin import Method, ScoringContext, filter_l1
 
 
 class OneShotL1(Method):

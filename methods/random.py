@@ -2,8 +2,7 @@
 group per round (the sanity-check baseline; ``random_global`` ranks the random scores over all
 groups at once, which prunes groups in proportion to their size)."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import random_scores
+from prunebench.plugin import Method, ScoringContext, random_scores
 
 
 class RandomScores(Method):

@@ -1,8 +1,7 @@
 """Random pruning with one global ranking: seeded random scores pooled over all groups, so
 each group loses channels in proportion to its size (``random`` is the layer-wise variant)."""
 
-from prunebench.methods import Method, ScoringContext
-from prunebench.scores import random_scores
+from prunebench.plugin import Method, ScoringContext, random_scores
 
 
 class RandomGlobal(Method):

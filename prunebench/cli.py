@@ -13,12 +13,12 @@ import torch
 
 from prunebench import paths
 from prunebench.errors import PrunebenchError
-from prunebench.measure import LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
+from prunebench.measure.cost import LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from prunebench.config import load_config
-    from prunebench.engine import run_experiment
+    from prunebench.config.run import load_config
+    from prunebench.run.engine import run_experiment
 
     cfg = load_config(args.config, args.set)
     summary = run_experiment(
@@ -45,8 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_dense(args: argparse.Namespace) -> None:
-    from prunebench.config import load_config
-    from prunebench.engine import dense_only
+    from prunebench.config.run import load_config
+    from prunebench.run.engine import dense_only
 
     cfg = load_config(args.config, args.set)
     record = dense_only(cfg, Path(args.out), args.replace_stale, args.rewind_epochs)
@@ -54,8 +54,8 @@ def _cmd_dense(args: argparse.Namespace) -> None:
 
 
 def _cmd_data(args: argparse.Namespace) -> None:
-    from prunebench.config import load_config
-    from prunebench.data import prepare_data
+    from prunebench.config.run import load_config
+    from prunebench.data.loaders import prepare_data
     from prunebench.io import atomic_write_text
 
     cfg = load_config(args.config, args.set)
@@ -69,7 +69,7 @@ def _cmd_data(args: argparse.Namespace) -> None:
 
 
 def _cmd_tables(args: argparse.Namespace) -> None:
-    from prunebench.tables import write_tables
+    from prunebench.report.tables import write_tables
 
     for path in write_tables([Path(d) for d in args.runs], Path(args.out)):
         print(path)
@@ -77,7 +77,7 @@ def _cmd_tables(args: argparse.Namespace) -> None:
 
 def _cmd_latency(args: argparse.Namespace) -> None:
     from prunebench.io import atomic_write_text
-    from prunebench.tables import latency_table
+    from prunebench.report.tables import latency_table
 
     table = latency_table([Path(d) for d in args.runs], args.threads, args.warmup, args.repeats)
     atomic_write_text(table.to_csv(index=False), Path(args.out))
@@ -85,16 +85,16 @@ def _cmd_latency(args: argparse.Namespace) -> None:
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
-    from prunebench.figures import write_figures
+    from prunebench.report.figures import write_figures
 
     for path in write_figures(Path(args.tables), Path(args.out)):
         print(path)
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
-    from prunebench.config import config_from_dict, read_config
-    from prunebench.preflight import preflight, preview, report
-    from prunebench.study import check_study
+    from prunebench.config.run import config_from_dict, read_config
+    from prunebench.config.study import check_study
+    from prunebench.run.preflight import preflight, preview, report
 
     raw = read_config(args.config)
     if "experiments" in raw:  # a study: every AAP experiment x model, first seed
@@ -112,8 +112,8 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods(args: argparse.Namespace) -> None:
-    from prunebench.methods import discover_methods
-    from prunebench.policies import all_policies
+    from prunebench.score.contract import discover_methods
+    from prunebench.select.policies import all_policies
 
     print("methods:")
     for name, cls in discover_methods(args.methods_path).items():
@@ -133,7 +133,7 @@ def _cmd_models(args: argparse.Namespace) -> None:
 
 def _cmd_measure(args: argparse.Namespace) -> None:
     from prunebench import surgery
-    from prunebench.measure import complexity, latency_ms
+    from prunebench.measure.cost import complexity, latency_ms
 
     arch, model, _ = surgery.load_checkpoint(args.checkpoint)
     dense_arch = surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
@@ -149,7 +149,7 @@ def _cmd_measure(args: argparse.Namespace) -> None:
     dense_groups = {g.name: g.size for g in surgery.channel_groups(dense, surgery.build_graph(dense, x))}
     if args.json or args.out:
         from prunebench.io import atomic_write_text
-        from prunebench.results import environment_record
+        from prunebench.report.schema import environment_record
 
         report["channels"] = {g.name: [g.size, dense_groups[g.name]] for g in groups}
         report["environment"] = environment_record()
@@ -173,8 +173,8 @@ def _cmd_measure(args: argparse.Namespace) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
-    from prunebench.bench import bench_epoch
-    from prunebench.config import load_config, resolve_device
+    from prunebench.config.run import load_config, resolve_device
+    from prunebench.measure.bench import bench_epoch
 
     torch.set_num_threads(args.threads or torch.get_num_threads())
     if args.compute:
@@ -192,7 +192,7 @@ def _cmd_bench(args: argparse.Namespace) -> None:
 
 
 def _bench_compute(args: argparse.Namespace, device: torch.device) -> None:
-    from prunebench.bench import bench_compute, matmul_peak_gflop_s
+    from prunebench.measure.bench import bench_compute, matmul_peak_gflop_s
 
     peak = matmul_peak_gflop_s(device)
     threads = torch.get_num_threads()

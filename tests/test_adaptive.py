@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunebench.errors import ConfigError
-from prunebench.policies import RoundRecord, Step, Stop, ThresholdSelection, make_policy
+from prunebench.select.policies import RoundRecord, Step, Stop, ThresholdSelection, make_policy
 
 DENSE = RoundRecord(0, 0, 0.0, 0.0, 0.0, 0)
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from prunebench import surgery
-from prunebench.activations import attention_points
-from prunebench.methods import ScoringContext, make_method
+from prunebench.score.activations import attention_points
+from prunebench.score.contract import ScoringContext, make_method
 
 
 class OneByOne(nn.Module):
@@ -91,9 +91,9 @@ def test_every_group_has_attention_points(name, caplog):
 def test_mean_and_sum_pick_different_channels_only_under_a_global_ranking(name):
     # The attention-function ablation (one-shot to 57.73 % params, configs/paper/ablations_vgg16.yaml)
     # is only informative globally: within one layer sum = mean x map size orders channels alike.
-    from prunebench.measure import complexity
-    from prunebench.policies import RateSelection
-    from prunebench.selection import resolve_rate, select_by_rate
+    from prunebench.measure.cost import complexity
+    from prunebench.select.channels import resolve_rate, select_by_rate
+    from prunebench.select.policies import RateSelection
 
     arch = surgery.dense_architecture(name, 10, 3, 32)
     torch.manual_seed(0)

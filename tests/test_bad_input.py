@@ -83,12 +83,12 @@ def test_an_output_path_under_a_file_is_refused_with_the_fix(tmp_path, capsys):
 
 
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys, monkeypatch):
-    import prunebench.engine
+    import prunebench.run.engine
 
     def broken(*args, **kwargs):
         raise IndexError("list index out of range")
 
-    monkeypatch.setattr(prunebench.engine, "run_experiment", broken)
+    monkeypatch.setattr(prunebench.run.engine, "run_experiment", broken)
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump(TINY))
     assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 1

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prunebench.config import config_from_dict, config_hash, dense_hash
+from prunebench.config.run import config_from_dict, config_hash, dense_hash
 from prunebench.errors import ConfigError
 
 
@@ -51,7 +51,7 @@ def test_hashes_ignore_where_data_lives_and_dense_ignores_pruning():
 
 def test_json_configs_keep_their_exponent_numbers(tmp_path):
     # The workflow pipes each job's config as JSON; YAML 1.1 would read 1e-06 as a string.
-    from prunebench.config import read_config
+    from prunebench.config.run import read_config
 
     path = tmp_path / "c.json"
     path.write_text('{"prune": {"policy_options": {"lambda0": 1e-06}}}')

@@ -7,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from prunebench.config import config_from_dict
-from prunebench.data import CACHE_FORMAT, Batches, load_splits, random_crop, random_hflip
+from prunebench.config.run import config_from_dict
+from prunebench.data.batches import Batches, random_crop, random_hflip
+from prunebench.data.datasets import CACHE_FORMAT, load_splits
 from prunebench.errors import DataNotFoundError
 from prunebench.io import atomic_torch_save, load_torch
 
@@ -120,7 +121,7 @@ def test_batches_cover_the_split_once_per_epoch():
 
 
 def test_imagenet_streams_from_an_image_folder(tmp_path, monkeypatch):
-    from prunebench.data import make_loaders
+    from prunebench.data.loaders import make_loaders
 
     root = tmp_path / "data"
     for split, n in (("train", 5), ("val", 2)):
@@ -147,7 +148,7 @@ def test_imagenet_streams_from_an_image_folder(tmp_path, monkeypatch):
 
 
 def test_missing_imagenet_says_where_it_is_expected(tmp_path):
-    from prunebench.data import make_loaders
+    from prunebench.data.loaders import make_loaders
 
     cfg = config_from_dict({"data": {"dataset": "imagenet", "root": str(tmp_path)}})
     with pytest.raises(DataNotFoundError, match=r"imagenet/train"):

@@ -12,9 +12,9 @@ import yaml
 from conftest import TINY
 
 from prunebench.cli import main
-from prunebench.config import config_from_dict, dense_hash
-from prunebench.engine import dense_only
+from prunebench.config.run import config_from_dict, dense_hash
 from prunebench.io import read_json
+from prunebench.run.engine import dense_only
 from prunebench.surgery import load_checkpoint
 
 
@@ -75,20 +75,20 @@ def test_a_shared_dense_model_without_the_snapshot_a_run_needs_is_refused_with_t
 def test_an_interrupted_dense_training_asked_for_an_earlier_snapshot_starts_over(tmp_path, monkeypatch, caplog):
     """Killed after epoch 2, then asked (a rewind epoch added to the study) for a snapshot after
     epoch 1: resuming at epoch 2 would never save it."""
-    import prunebench.dense
+    import prunebench.train.dense
 
     cfg = config_from_dict({**copy.deepcopy(TINY), "train": {**TINY["train"], "epochs": 3, "rewind_epoch": 0}})
-    real = prunebench.dense.train_epochs
+    real = prunebench.train.dense.train_epochs
 
     def killed_after_epoch_2(model, batches, train, epochs, *args, **kwargs):
         real(model, batches, train, range(0, 2), *args, **kwargs)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(prunebench.dense, "train_epochs", killed_after_epoch_2)
+    monkeypatch.setattr(prunebench.train.dense, "train_epochs", killed_after_epoch_2)
     with pytest.raises(KeyboardInterrupt):
         dense_only(cfg, tmp_path / "dense", rewind_epochs=[0])
     assert (tmp_path / "dense/training.pt").exists()
-    monkeypatch.setattr(prunebench.dense, "train_epochs", real)
+    monkeypatch.setattr(prunebench.train.dense, "train_epochs", real)
     with caplog.at_level(logging.WARNING, logger="prunebench"):
         dense_only(cfg, tmp_path / "dense", rewind_epochs=[0, 1])
     assert "past rewind snapshot(s) [1] it does not hold; training from epoch 0" in caplog.text

@@ -55,7 +55,7 @@ def test_a_plugin_file_in_a_methods_directory_is_discovered_and_runs(tmp_path, m
     plugins.mkdir()
     (plugins / "last_first.py").write_text(
         "import torch\n"
-        "from prunebench.methods import Method\n\n"
+        "from prunebench.plugin import Method\n\n"
         "class LastFirst(Method):\n"
         "    name = 'last_first'\n"
         "    summary = 'prunes the highest-numbered channels first'\n\n"
@@ -115,7 +115,7 @@ def test_the_readme_plugin_example_is_discovered_and_scores(tmp_path, monkeypatc
     (tmp_path / "bn_scale.py").write_text(code)
     monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(tmp_path))
     from prunebench import surgery
-    from prunebench.methods import ScoringContext, make_method
+    from prunebench.score.contract import ScoringContext, make_method
 
     method = make_method("bn_scale", {"power": 2})
     arch = surgery.dense_architecture("resnet20", 10, 3, 32)
@@ -144,7 +144,7 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     assert summary["target_met"] and summary["final"]["val_drop"] <= 1.0
     assert rounds["stop_reason"].notna().sum() == 1 and rounds["stop_reason"].iloc[-1].startswith("round budget")
     # The table alone replays the controller: its decisions match what the run recorded.
-    from prunebench.policies import RoundRecord, make_policy
+    from prunebench.select.policies import RoundRecord, make_policy
 
     records = [
         RoundRecord(r.round, r.base_round, r.params_reduction, r.flops_reduction, r.val_drop, r.removed)
@@ -163,8 +163,8 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     ],
 )
 def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, policy, options):
-    from prunebench.config import config_from_dict
-    from prunebench.engine import run_experiment
+    from prunebench.config.run import config_from_dict
+    from prunebench.run.engine import run_experiment
 
     size, channels = (28, 1) if model.startswith("lenet") else (32, 3)
     if model == "mobilenetv2":
@@ -191,12 +191,12 @@ def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, p
 
 
 def test_method_files_are_executed_once_per_process_and_classes_are_stable(tmp_path, monkeypatch):
-    from prunebench.methods import discover_methods
+    from prunebench.score.contract import discover_methods
 
     plugins = tmp_path / "my_methods"
     plugins.mkdir()
     (plugins / "counted.py").write_text(
-        "import builtins\nfrom prunebench.methods import Method\n\n"
+        "import builtins\nfrom prunebench.plugin import Method\n\n"
         "builtins.counted_executions = getattr(builtins, 'counted_executions', 0) + 1\n\n"
         "class Counted(Method):\n    name = 'counted'\n    summary = 'x'\n\n"
         "    def score(self, ctx):\n        return {}\n"
@@ -207,3 +207,15 @@ def test_method_files_are_executed_once_per_process_and_classes_are_stable(tmp_p
     import builtins
 
     assert builtins.counted_executions == 1
+
+
+def test_a_plugin_importing_a_moved_module_is_told_where_it_went(tmp_path, monkeypatch):
+    from prunebench.errors import ConfigError
+    from prunebench.score.contract import discover_methods
+
+    plugins = tmp_path / "old_methods"
+    plugins.mkdir()
+    (plugins / "old.py").write_text("from prunebench.methods import Method\n")
+    monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(plugins))
+    with pytest.raises(ConfigError, match=r"old\.py imports prunebench\.methods.*from prunebench\.plugin"):
+        discover_methods()

@@ -12,11 +12,12 @@ import torch
 import yaml
 from conftest import TINY
 
-from prunebench import study, surgery
+from prunebench import surgery
 from prunebench.cli import main
+from prunebench.config import study
 from prunebench.errors import ConfigError
-from prunebench.policies import CountSelection, RoundRecord, Step, Stop, make_policy
-from prunebench.selection import select_by_count
+from prunebench.select.channels import select_by_count
+from prunebench.select.policies import CountSelection, RoundRecord, Step, Stop, make_policy
 
 MATCHED = {"method": "random", "policy": "matched", "policy_options": {"reference": "tiny"}}
 
@@ -121,8 +122,8 @@ def test_matched_runs_refuse_a_missing_or_wrong_reference_before_any_work(tmp_pa
 
 
 def test_a_reference_on_another_dataset_is_refused_by_its_config(tmp_path):
-    from prunebench.config import load_config
-    from prunebench.reference import reference_channels
+    from prunebench.config.run import load_config
+    from prunebench.select.reference import reference_channels
 
     arch = surgery.dense_architecture("lenet5", 4, 1, 16)
     (tmp_path / "ref").mkdir()

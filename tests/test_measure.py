@@ -4,7 +4,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from prunebench import surgery
-from prunebench.measure import complexity, latency_ms, layer_flops
+from prunebench.measure.cost import complexity, latency_ms, layer_flops
 
 
 @torch.no_grad()
@@ -107,7 +107,7 @@ def test_a_layer_applied_twice_and_a_linear_over_positions_count_as_torch_counts
 
 
 def test_the_compute_benchmark_reports_gflops_against_the_machine_peak_and_a_half_flops_model():
-    from prunebench.bench import bench_compute
+    from prunebench.measure.bench import bench_compute
 
     r = bench_compute("lenet5", torch.device("cpu"), batch=8, steps=1, peak=100.0)
     assert r.forward_gflops == pytest.approx(2 * 2_293_000 / 1e9, rel=0.01)  # LeNet-5's 2.29 M MACs

@@ -7,7 +7,7 @@ import torch
 import torchvision
 
 from prunebench import surgery
-from prunebench.measure import complexity, count_params
+from prunebench.measure.cost import complexity, count_params
 from prunebench.models import build_model
 
 REFERENCES = [

@@ -7,7 +7,7 @@ import copy
 import pytest
 import yaml
 
-from prunebench.preflight import preflight
+from prunebench.run.preflight import preflight
 from tests.conftest import REPO
 
 STUDIES = sorted(p for p in (REPO / "configs").rglob("*.yaml") if "experiments" in yaml.safe_load(p.read_text()))

@@ -80,9 +80,9 @@ def test_a_shared_dense_model_of_another_config_is_refused_before_anything_is_to
 def test_an_interrupted_replacement_keeps_the_new_run_to_resume(tmp_path, finished, capsys, monkeypatch):
     """Ctrl-C (like kill -9) is no failure of the new run: it resumes; the old run stays aside
     until it finishes."""
-    import prunebench.engine
+    import prunebench.run.engine
 
-    real, calls = prunebench.engine.train_epochs, []
+    real, calls = prunebench.run.engine.train_epochs, []
 
     def interrupted_in_round_2(*args, **kwargs):
         calls.append(args[5])
@@ -90,32 +90,32 @@ def test_an_interrupted_replacement_keeps_the_new_run_to_resume(tmp_path, finish
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prunebench.engine, "train_epochs", interrupted_in_round_2)
+    monkeypatch.setattr(prunebench.run.engine, "train_epochs", interrupted_in_round_2)
     other = config(tmp_path, "b", lr=0.04)
     assert main(["run", str(other), "--out", str(finished), "--replace-stale"]) == 130
     assert "resumes when started again" in capsys.readouterr().err
     assert len(list(finished.glob(".replaced-*"))) == 1
     round_1 = (finished / "state/round_001.pt").stat().st_mtime_ns
-    monkeypatch.setattr(prunebench.engine, "train_epochs", real)
+    monkeypatch.setattr(prunebench.run.engine, "train_epochs", real)
     assert main(["run", str(other), "--out", str(finished), "--replace-stale"]) == 0
     assert (finished / "state/round_001.pt").stat().st_mtime_ns == round_1  # resumed, not restarted
     assert not list(finished.glob(".replaced-*"))
 
 
 def test_the_old_config_takes_its_run_back_after_an_interrupted_replacement(tmp_path, finished, capsys, monkeypatch):
-    import prunebench.engine
+    import prunebench.run.engine
 
     before = tree(finished)
-    real = prunebench.engine.train_epochs
+    real = prunebench.run.engine.train_epochs
 
     def interrupted(*args, **kwargs):
         if args[5][1] == "round1":
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(prunebench.engine, "train_epochs", interrupted)
+    monkeypatch.setattr(prunebench.run.engine, "train_epochs", interrupted)
     assert main(["run", str(config(tmp_path, "b", lr=0.04)), "--out", str(finished), "--replace-stale"]) == 130
-    monkeypatch.setattr(prunebench.engine, "train_epochs", real)
+    monkeypatch.setattr(prunebench.run.engine, "train_epochs", real)
     capsys.readouterr()
     assert main(["run", str(config(tmp_path, "a")), "--out", str(finished), "--replace-stale"]) == 0
     assert "took back the run kept in" in capsys.readouterr().err

@@ -4,7 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunebench import surgery
-from prunebench.selection import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
+from prunebench.select.channels import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
 
 
 def test_layerwise_rate_prunes_lowest_per_group_and_respects_the_floor():
@@ -85,7 +85,7 @@ def test_a_residual_stream_weighs_like_one_of_its_layers_not_their_sum(by):
 
 
 def test_l1_scores_of_coupled_channels_do_not_grow_with_the_layers_they_span():
-    from prunebench.scores import filter_l1
+    from prunebench.score.filters import filter_l1
 
     _, model, groups, stream = _resnet20()
     with torch.no_grad():

@@ -7,8 +7,8 @@ import yaml
 from conftest import REPO
 from snakemake.utils import validate
 
-from prunebench import study
-from prunebench.config import config_from_dict, dense_hash
+from prunebench.config import study
+from prunebench.config.run import config_from_dict, dense_hash
 from prunebench.errors import ConfigError
 
 STUDIES = sorted(REPO.glob("configs/*.yaml")) + sorted(REPO.glob("configs/paper/*.yaml"))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from prunebench import surgery
-from prunebench.measure import count_params
+from prunebench.measure.cost import count_params
 from prunebench.models import MODELS
 
 SHAPES = {"lenet5": (1, 28), "lenet300_100": (1, 28), "resnet50": (3, 32), "resnet101": (3, 32)}

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from prunebench.tables import (
+from prunebench.report.tables import (
     COMPARISON_COLUMNS,
     PAIRED_COLUMNS,
     T95,

@@ -6,9 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from prunebench.config import Config, TrainConfig
-from prunebench.data import Batches, Split
-from prunebench.training import train_epochs
+from prunebench.config.run import Config, TrainConfig
+from prunebench.data.batches import Batches
+from prunebench.data.datasets import Split
+from prunebench.train.loop import train_epochs
 
 
 class Interrupted(Exception):
@@ -44,8 +45,8 @@ def test_images_are_counted_per_batch_and_survive_a_resume(tmp_path):
 
 
 def test_bf16_precision_trains_under_autocast_and_is_its_own_identity(tmp_path, monkeypatch):
-    from prunebench.config import config_from_dict, config_hash, dense_hash
-    from prunebench.training import evaluate
+    from prunebench.config.run import config_from_dict, config_hash, dense_hash
+    from prunebench.train.loop import evaluate
 
     seen = []
     real_linear = nn.Linear.forward

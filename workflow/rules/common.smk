@@ -1,11 +1,12 @@
-# Config validation, the run matrix and input functions (the logic lives in prunebench.study).
+# Config validation, the run matrix and input functions (the logic lives in prunebench.config.study).
 import json
 import os
 import shlex
 
 from prunebench.errors import PrunebenchError
-from prunebench import paths, study
-from prunebench.data import CACHE_FORMAT
+from prunebench import paths
+from prunebench.config import study
+from prunebench.data.datasets import CACHE_FORMAT
 
 try:
     # Keys, the JSON schema (filling in its defaults), every run.

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from prunebench.config import TrainConfig
-from prunebench.data import Batches
+from prunebench.config.run import TrainConfig
+from prunebench.data.batches import Batches
 from prunebench.errors import DamagedFileError, TrainingDivergedError
 from prunebench.io import atomic_torch_save, load_torch
 

@@ -54,7 +54,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from prunebench.policies import Policy, RoundRecord, Step, Stop, ThresholdSelection
+from prunebench.select.policies import Policy, RoundRecord, Step, Stop, ThresholdSelection
 
 Criterion = Callable[[RoundRecord], bool]
 

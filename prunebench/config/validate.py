@@ -1,5 +1,5 @@
 """What a run config is checked for before any data is loaded or file written, beyond the key and
-type checks of :mod:`prunebench.config`: the method, policy and their options, the dataset, the
+type checks of :mod:`prunebench.config.run`: the method, policy and their options, the dataset, the
 model and its options, and whether the model takes the dataset's images (a forward pass of an
 initialised model). Single runs and every run of a study go through :func:`check_run`."""
 
@@ -11,10 +11,10 @@ import json
 import torch
 
 from prunebench import surgery
-from prunebench.config import Config
-from prunebench.data import dataset_info
+from prunebench.config.run import Config
+from prunebench.data.datasets import dataset_info
 from prunebench.errors import ConfigError
-from prunebench.policies import resolve_prune
+from prunebench.select.policies import resolve_prune
 
 # (model, options, dataset shape) already built in this process: a study checks each once.
 _fits: set[tuple[str, str, tuple[int, int, int]]] = set()

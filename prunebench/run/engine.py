@@ -1,6 +1,6 @@
 """One pruning experiment, end to end: AAP paper Algorithm 1 with a pluggable method and policy.
 
-The dense stage (prunebench.dense) trains E epochs, saving the state after k epochs
+The dense stage (prunebench.train.dense) trains E epochs, saving the state after k epochs
 (k = train.rewind_epoch). Each round: start from the policy's base round, score channels with the method, select, remove
 them physically, rewind (weights: to the dense epoch-k weights of the kept channels and the LR
 schedule at k; lr: the LR schedule only; finetune: neither, constant small LR), retrain E - k
@@ -27,21 +27,19 @@ import torch
 import yaml
 from torch import nn
 
-from prunebench import dense as dense_stage
 from prunebench import paths, surgery
-from prunebench.config import Config, config_hash, dense_hash, resolve_device
-from prunebench.data import Loaders, make_loaders
-from prunebench.dense import to_device
+from prunebench.config.run import Config, config_hash, dense_hash, resolve_device
+from prunebench.config.validate import check_run
+from prunebench.data.batches import Loaders
+from prunebench.data.loaders import make_loaders
 from prunebench.errors import ConfigError, MethodError
 from prunebench.io import atomic_write_text, file_sha256, remove_leftovers, write_json
-from prunebench.measure import complexity, latency_ms
-from prunebench.methods import Method, ScoringContext
-from prunebench.policies import CountSelection, Policy, Step, Stop, ThresholdSelection, resolve_prune
-from prunebench.reference import bind_reference
-from prunebench.replace import discard_stashes, reclaim, replacing
-from prunebench.results import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
-from prunebench.runstate import RUN_ENTRIES, VOUCHED, RunState, stale_entries, stashed
-from prunebench.selection import (
+from prunebench.measure.cost import complexity, latency_ms
+from prunebench.report.schema import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
+from prunebench.run.replace import discard_stashes, reclaim, replacing
+from prunebench.run.state import RUN_ENTRIES, VOUCHED, RunState, stale_entries, stashed
+from prunebench.score.contract import Method, ScoringContext
+from prunebench.select.channels import (
     layer_aware_thresholds,
     reduction,
     resolve_rate,
@@ -50,8 +48,11 @@ from prunebench.selection import (
     threshold_scale,
     threshold_weights,
 )
-from prunebench.training import evaluate, seeded_generator, train_epochs
-from prunebench.validate import check_run
+from prunebench.select.policies import CountSelection, Policy, Step, Stop, ThresholdSelection, resolve_prune
+from prunebench.select.reference import bind_reference
+from prunebench.train import dense as dense_stage
+from prunebench.train.dense import to_device
+from prunebench.train.loop import evaluate, seeded_generator, train_epochs
 
 log = logging.getLogger("prunebench")
 
@@ -131,7 +132,7 @@ def run_experiment(
     """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
     Everything is checked before any file is written. ``replace_stale`` replaces a run of
     another config in ``out`` instead of refusing it (the workflow's reruns after a config
-    change; see prunebench.replace). ``dense_dir`` is a shared dense model directory (default:
+    change; see prunebench.run.replace). ``dense_dir`` is a shared dense model directory (default:
     ``out/dense``, the run's own); a shared one of another config is always refused: only
     ``dense_only`` replaces one. ``reference`` is the ``final.pt`` whose architecture the
     ``matched`` policy keeps (that policy only). ``experiment`` names the experiment in the
@@ -182,7 +183,7 @@ def dense_only(
 ) -> dict[str, Any]:
     """Train (or reuse) the dense model of ``cfg`` in ``dense_dir`` without pruning, with a
     rewind snapshot after each of ``rewind_epochs`` (default: ``train.rewind_epoch``); with
-    ``replace_stale`` a dense model of another config there is replaced (see prunebench.replace)."""
+    ``replace_stale`` a dense model of another config there is replaced (see prunebench.run.replace)."""
     check_run(cfg)
     device = _device_for(cfg)
     key = dense_hash(cfg)

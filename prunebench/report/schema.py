@@ -46,7 +46,7 @@ def _cpu_model() -> str:
 
 
 def environment_record() -> dict[str, Any]:
-    repo = Path(__file__).resolve().parents[1]
+    repo = Path(__file__).resolve().parents[2]
     try:
         commit = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True

@@ -23,7 +23,7 @@ import torch
 import yaml
 
 from prunebench.errors import ConfigError
-from prunebench.measure import LATENCY_REPEATS, LATENCY_WARMUP
+from prunebench.measure.cost import LATENCY_REPEATS, LATENCY_WARMUP
 
 # AAP paper, Table 1: (lr, LR decay epochs, epochs, weight decay) and Section 4's batch sizes.
 TABLE1_PRESETS: dict[str, dict[str, Any]] = {
@@ -64,7 +64,7 @@ class SyntheticConfig:
 
 @dataclass
 class DataConfig:
-    dataset: str = "synthetic"  # see prunebench.data.DATASETS
+    dataset: str = "synthetic"  # see prunebench.data.datasets.DATASETS
     root: str | None = None  # where datasets live; default $PRUNEBENCH_DATA or ~/.cache/prunebench/data
     mirror: str | None = None  # read-only offline copy; default $PRUNEBENCH_MIRROR
     download: bool = True  # let torchvision download when the data is missing
@@ -378,7 +378,7 @@ def config_hash(cfg: Config) -> str:
 
 def dense_hash(cfg: Config) -> str:
     """Identity of the dense model, shared by every method pruning it whatever epoch it rewinds
-    to (the dense directory holds a snapshot per rewind epoch; see prunebench.dense)."""
+    to (the dense directory holds a snapshot per rewind epoch; see prunebench.train.dense)."""
     left_out = {("train", key) for key in ("rewind", "rewind_epoch", "finetune_lr", "eval_batch_size")}
     d = _identity(cfg, left_out)
     return _digest({k: d[k] for k in ("seed", "data", "model", "train", "execution")})

@@ -3,7 +3,7 @@
 A policy is a pure function of the finished rounds: given the history it answers the next
 ``Step`` (which round's model to start from and how to select channels) or ``Stop``, and it names
 the round whose model is the result. Because a step names its base round, policies that roll
-back (AAP's adaptive controller, ``prunebench.adaptive``) fit the same engine, and a resumed run
+back (AAP's adaptive controller, ``prunebench.select.adaptive``) fit the same engine, and a resumed run
 replays the same decisions.
 """
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from prunebench.errors import ConfigError
-from prunebench.methods import build_options, make_method
+from prunebench.score.contract import build_options, make_method
 
 METRICS = ("params", "flops")
 
@@ -207,7 +207,7 @@ class MatchedPolicy(Policy):
 
 
 def all_policies() -> dict[str, type[Policy]]:
-    from prunebench.adaptive import ADAPTIVE_POLICIES
+    from prunebench.select.adaptive import ADAPTIVE_POLICIES
 
     return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES, MatchedPolicy)}
 

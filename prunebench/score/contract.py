@@ -24,13 +24,19 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from prunebench.activations import attention_points
-from prunebench.config import check_type
+from prunebench.config.run import check_type
 from prunebench.errors import ConfigError
+from prunebench.score.activations import attention_points
 from prunebench.surgery import ChannelGroup
 
-BUILTIN_METHODS_DIR = Path(__file__).resolve().parents[1] / "methods"
+BUILTIN_METHODS_DIR = Path(__file__).resolve().parents[2] / "methods"
 ENTRY_POINT_GROUP = "prunebench.methods"
+# The plugin-facing modules of prunebench 0.1, now behind prunebench.plugin.
+_MOVED = {
+    "prunebench.methods": "import Method and ScoringContext from prunebench.plugin",
+    "prunebench.scores": "import filter_l1 and random_scores from prunebench.plugin",
+    "prunebench.activations": "import group_statistics from prunebench.plugin",
+}
 
 
 @dataclass
@@ -106,7 +112,12 @@ def _load_file(path: Path) -> tuple[type[Method], ...]:
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as e:
+        if e.name in _MOVED:
+            raise ConfigError(f"method file {path} imports {e.name}, moved in prunebench 0.2: {_MOVED[e.name]}") from e
+        raise
     return tuple(
         obj
         for obj in vars(module).values()

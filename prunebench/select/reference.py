@@ -9,10 +9,10 @@ from typing import Any
 import yaml
 
 from prunebench import surgery
-from prunebench.config import Config
-from prunebench.data import dataset_info
+from prunebench.config.run import Config
+from prunebench.data.datasets import dataset_info
 from prunebench.errors import ConfigError, DamagedFileError
-from prunebench.policies import MatchedPolicy, Policy
+from prunebench.select.policies import MatchedPolicy, Policy
 
 
 def reference_channels(cfg: Config, path: Path) -> dict[str, int]:

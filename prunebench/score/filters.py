@@ -3,7 +3,7 @@
 Coupled channels (a residual stage, a depthwise pair) form one group that spans several
 layers. One rule for every method: a channel's score is the MEAN over the group's layers of the
 per-layer score (attention: the mean over the group's activation maps, see
-``prunebench.activations``), never the sum, so a channel's chance of removal does not grow or
+``prunebench.score.activations``), never the sum, so a channel's chance of removal does not grow or
 shrink with the number of layers its group spans. AAP's layer weight w_i follows the same rule
 (``prunebench.selection.layer_weights``).
 """

@@ -2,7 +2,7 @@
 
 ``run.json`` names the run a directory holds (its identity: the config hash, and for a
 ``matched`` run its reference's channel counts); ``state/history.json`` and one checkpoint per
-finished round let a killed run resume after its last finished round (see prunebench.engine).
+finished round let a killed run resume after its last finished round (see prunebench.run.engine).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from prunebench import paths
 from prunebench.errors import ConfigError, DamagedFileError
 from prunebench.io import load_torch, read_json, remove_leftovers, write_json
-from prunebench.policies import RoundRecord
-from prunebench.replace import stashes
+from prunebench.run.replace import stashes
+from prunebench.select.policies import RoundRecord
 
 log = logging.getLogger("prunebench")
 

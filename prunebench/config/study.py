@@ -24,11 +24,11 @@ from typing import Any
 
 import yaml
 
-from prunebench.adaptive import AdaptivePolicy
-from prunebench.config import MACHINE_KEYS, config_from_dict, dense_hash
+from prunebench.config.run import MACHINE_KEYS, config_from_dict, dense_hash
+from prunebench.config.validate import check_run
 from prunebench.errors import ConfigError, PrunebenchError
-from prunebench.policies import MatchedPolicy, resolve_prune
-from prunebench.validate import check_run
+from prunebench.select.adaptive import AdaptivePolicy
+from prunebench.select.policies import MatchedPolicy, resolve_prune
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
@@ -47,7 +47,7 @@ STUDY_SET_KEYS = {
     section: tuple(k for s, k in {**DATA_LOCATION_KEYS, **EXECUTION_KEYS}.values() if s == section)
     for section in ("data", "train")
 }
-SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
 
 
 @functools.cache

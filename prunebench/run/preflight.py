@@ -25,15 +25,21 @@ import torch
 from torch import nn
 
 from prunebench import paths, surgery
-from prunebench.adaptive import AdaptivePolicy
-from prunebench.config import Config, config_from_dict
-from prunebench.data import dataset_info, make_loaders
+from prunebench.config.run import Config, config_from_dict
+from prunebench.config.study import experiment_models, machine_overrides, run_config
+from prunebench.data.datasets import dataset_info
+from prunebench.data.loaders import make_loaders
 from prunebench.errors import ConfigError
-from prunebench.methods import ScoringContext, make_method
-from prunebench.policies import all_policies, make_policy
-from prunebench.selection import layer_aware_thresholds, select_by_threshold, threshold_scale, threshold_weights
-from prunebench.study import experiment_models, machine_overrides, run_config
-from prunebench.training import seeded_generator
+from prunebench.score.contract import ScoringContext, make_method
+from prunebench.select.adaptive import AdaptivePolicy
+from prunebench.select.channels import (
+    layer_aware_thresholds,
+    select_by_threshold,
+    threshold_scale,
+    threshold_weights,
+)
+from prunebench.select.policies import all_policies, make_policy
+from prunebench.train.loop import seeded_generator
 
 MIN_PROGRESS = 0.10
 

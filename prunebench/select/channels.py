@@ -10,8 +10,8 @@ from torch import nn
 
 from prunebench import surgery
 from prunebench.errors import MethodError
-from prunebench.measure import complexity
-from prunebench.policies import RateSelection
+from prunebench.measure.cost import complexity
+from prunebench.select.policies import RateSelection
 from prunebench.surgery import ChannelGroup
 
 
@@ -83,9 +83,9 @@ def layer_weights(model: nn.Module, groups: list[ChannelGroup], example: torch.T
     """AAP Section 3.3: w_i = a layer's share of the model's remaining params (``by='params'``)
     or FLOPs (``by='flops'``). A group of coupled channels spans several layers; its w is the
     MEAN share of its output layers (their params include the group's batch norms), the same
-    rule as for every method's scores (``prunebench.scores``): summing would aim the threshold
+    rule as for every method's scores (``prunebench.score.filters``): summing would aim the threshold
     at residual streams in proportion to the number of blocks they cross."""
-    from prunebench.measure import count_params, layer_flops
+    from prunebench.measure.cost import count_params, layer_flops
 
     if by == "params":
         total = count_params(model)

@@ -18,12 +18,13 @@ import torch
 from torch import nn
 
 from prunebench import paths, surgery
-from prunebench.config import Config, dense_hash
-from prunebench.data import Loaders, dataset_info
+from prunebench.config.run import Config, dense_hash
+from prunebench.data.batches import Loaders
+from prunebench.data.datasets import dataset_info
 from prunebench.errors import ConfigError, DamagedFileError
 from prunebench.io import load_torch, read_json, remove_leftovers, write_json
-from prunebench.measure import complexity
-from prunebench.training import evaluate, train_epochs
+from prunebench.measure.cost import complexity
+from prunebench.train.loop import evaluate, train_epochs
 
 log = logging.getLogger("prunebench")
 

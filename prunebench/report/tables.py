@@ -72,7 +72,7 @@ def size_target(policy: str, options: dict[str, Any]) -> tuple[str | None, float
     (accuracy targets, ``matched``). Options left out take the policy's defaults."""
     if policy not in SIZE_TARGET_POLICIES:
         return None, None
-    from prunebench.policies import all_policies
+    from prunebench.select.policies import all_policies
 
     defaults = {f.name: f.default for f in dataclasses.fields(all_policies()[policy].Options)}
     metric = SIZE_TARGET_POLICIES[policy] or options.get("metric", defaults["metric"])
@@ -319,8 +319,8 @@ def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats
     each thread count, measured in interleaved blocks: one row per run x variant x threads. Run it
     alone on the machine."""
     from prunebench import surgery
-    from prunebench.measure import complexity, paired_latency_ms
-    from prunebench.results import environment_record
+    from prunebench.measure.cost import complexity, paired_latency_ms
+    from prunebench.report.schema import environment_record
 
     cpu = environment_record()["processor"]
     rows = []

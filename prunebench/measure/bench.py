@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from prunebench import surgery
-from prunebench.config import Config, TrainConfig
-from prunebench.data import dataset_info, make_loaders
-from prunebench.measure import complexity
-from prunebench.policies import RateSelection
-from prunebench.scores import filter_l1
-from prunebench.selection import resolve_rate
-from prunebench.training import autocast, make_optimizer, seeded_generator
+from prunebench.config.run import Config, TrainConfig
+from prunebench.data.datasets import dataset_info
+from prunebench.data.loaders import make_loaders
+from prunebench.measure.cost import complexity
+from prunebench.score.filters import filter_l1
+from prunebench.select.channels import resolve_rate
+from prunebench.select.policies import RateSelection
+from prunebench.train.loop import autocast, make_optimizer, seeded_generator
 
 
 @dataclass

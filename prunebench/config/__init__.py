@@ -1,0 +1,1 @@
+"""Configuration: a run's config, a study's config, and their validation."""

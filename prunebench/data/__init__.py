@@ -1,0 +1,1 @@
+"""Data stage: datasets -> splits -> batches (imagenet streams)."""

@@ -1,0 +1,1 @@
+"""Measuring models: params, MACs, FLOPs, latency, and training throughput benchmarks."""

@@ -1,0 +1,1 @@
+"""Reporting: result schemas, the study's tidy tables and figures."""

@@ -1,0 +1,1 @@
+"""Scoring channels: the method contract plugins implement, and the scores they build on."""

@@ -1,0 +1,1 @@
+"""Selecting channels: selection rules, policies (fixed-rate, adaptive AAP, matched) and references."""
