@@ -28,6 +28,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
         args.replace_stale,
         Path(args.reference) if args.reference else None,
         args.experiment,
+        Path(args.shared_rounds) if args.shared_rounds else None,
     )
     d, f = summary["dense"], summary["final"]
     rounds, final_round = summary["rounds"], summary["final_round"]
@@ -234,6 +235,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--reference", help="policy matched: the final.pt of the run whose channels per group are kept")
     run.add_argument("--experiment", help="the experiment's name in the tables (default: the --out directory's name)")
+    run.add_argument(
+        "--shared-rounds",
+        metavar="DIR",
+        help="reuse rounds other runs trained from identical inputs, and record this run's there (a study's "
+        "shared_rounds/)",
+    )
     run.set_defaults(func=_cmd_run)
 
     dense = sub.add_parser("dense", help="train (or reuse) only the dense model of a config")

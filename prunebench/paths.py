@@ -7,6 +7,7 @@ A study's results directory::
     data/<dataset>.json                 the prepared dataset (rule data)
     dense/<model>/seed<s>/              one dense model per (model, seed), every rewind snapshot
     runs/<model>/<experiment>/seed<s>/  one pruning run
+    shared_rounds/<key>.json            rounds runs share (prunebench.run.reuse): pointers into runs/
     preflight/<model>/<experiment>.txt  the check of an AAP experiment's thresholds
     tables/<name>.csv                   the study's tables (TABLES, LATENCY_TABLE, JOBS_TABLE)
     logs/<job>.log  benchmarks/<job>.tsv
@@ -53,6 +54,11 @@ def dense_dir(results: str, model: str, seed: int | str) -> str:
 def run_dir(results: str, model: str, experiment: str, seed: int | str) -> str:
     """Where a study keeps one pruning run."""
     return f"{results}/runs/{model}/{experiment}/seed{seed}"
+
+
+def shared_rounds_dir(results: str) -> str:
+    """Where a study's runs record the rounds they trained, for runs that start a round alike."""
+    return f"{results}/shared_rounds"
 
 
 def table_file(results: str, name: str) -> str:

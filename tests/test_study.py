@@ -66,6 +66,20 @@ def test_run_configs_merge_base_model_and_experiment():
     assert study.rewind_epochs(study.check_study(s), "lenet5") == [1, 2]  # finetuning rewinds no weights
 
 
+def test_an_experiment_repeating_an_earlier_ones_first_rounds_runs_after_it():
+    s = yaml.safe_load((REPO / "configs/default.yaml").read_text())
+    after = {(r.model, r.experiment, r.seed): r.after for r in study.check_study(s)}
+    assert {k: v for k, v in after.items() if v} == {
+        (m, "aap_params90", seed): "aap_p" for m in ("lenet5", "lenet300_100") for seed in (0, 1)
+    }
+    s["experiments"]["ilp60"] = {
+        "prune": {**s["experiments"]["ilp"]["prune"], "policy_options": {"rate": 0.2, "target": 60}}
+    }
+    s["experiments"]["aap_params90"]["prune"]["policy_options"]["lambda0"] = 0.2  # another search
+    after = {(r.model, r.experiment): r.after for r in study.check_study(s) if r.after}
+    assert after == {("lenet5", "ilp60"): "ilp", ("lenet300_100", "ilp60"): "ilp"}
+
+
 def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in():
     s = _study(data_root="/datasets", gpu=True, threads=3)
     assert study.machine_overrides(s) == ["data.root=/datasets"]

@@ -70,6 +70,21 @@ def test_aap_runs_wait_for_a_preflight_on_the_trained_dense_model(smoke):
         assert rounds.loc[rounds["round"] == 1, "removed"].item() == first
 
 
+def test_a_run_repeating_an_earlier_experiments_first_rounds_runs_after_it_and_reuses_them(smoke):
+    tmp, _ = smoke
+    runs = tmp / RESULTS / "runs" / "lenet5"
+    for seed in (0, 1):
+        log = (runs / "aap_params" / f"seed{seed}" / "log.txt").read_text()
+        assert f"reusing the round trained by lenet5-aap_p-seed{seed} (round 1)" in log
+        a, b = (
+            pd.read_csv(runs / e / f"seed{seed}" / "rounds.csv").set_index("round") for e in ("aap_p", "aap_params")
+        )
+        assert a.loc[1, ["params", "val_top1", "test_top1", "wall_s"]].equals(
+            b.loc[1, ["params", "val_top1", "test_top1", "wall_s"]]
+        )
+    assert not any("reusing" in (runs / "ilp" / s / "log.txt").read_text() for s in ("seed0", "seed1"))
+
+
 @pytest.mark.full
 def test_a_study_whose_thresholds_cannot_prune_stops_before_its_aap_runs(tmp_path):
     config = study(tmp_path, "smoke")

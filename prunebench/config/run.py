@@ -376,9 +376,15 @@ def config_hash(cfg: Config) -> str:
     return _digest(_identity(cfg, {("prune", "methods_path")}))
 
 
+def training_identity(cfg: Config, left_out: frozenset[tuple[str, str]] = frozenset()) -> dict[str, Any]:
+    """What a training (and evaluation) of ``cfg``'s model depends on besides its starting
+    weights: seed, data, model, schedule, device and threads; not the pruning method."""
+    d = _identity(cfg, set(left_out))
+    return {k: d[k] for k in ("seed", "data", "model", "train", "execution")}
+
+
 def dense_hash(cfg: Config) -> str:
     """Identity of the dense model, shared by every method pruning it whatever epoch it rewinds
     to (the dense directory holds a snapshot per rewind epoch; see prunebench.train.dense)."""
     left_out = {("train", key) for key in ("rewind", "rewind_epoch", "finetune_lr", "eval_batch_size")}
-    d = _identity(cfg, left_out)
-    return _digest({k: d[k] for k in ("seed", "data", "model", "train", "execution")})
+    return _digest(training_identity(cfg, frozenset(left_out)))

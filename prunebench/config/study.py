@@ -18,17 +18,18 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from prunebench.config.run import MACHINE_KEYS, config_from_dict, dense_hash
+from prunebench.config.run import MACHINE_KEYS, Config, config_from_dict, dense_hash
 from prunebench.config.validate import check_run
 from prunebench.errors import ConfigError, PrunebenchError
 from prunebench.select.adaptive import AdaptivePolicy
-from prunebench.select.policies import MatchedPolicy, resolve_prune
+from prunebench.select.policies import MatchedPolicy, Policy, resolve_prune
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
@@ -70,6 +71,9 @@ class Run:
     reference: str | None = None  # policy matched: the experiment whose result architecture it keeps
     adaptive: bool = False  # an AAP policy: its thresholds are checked first (`prunebench preflight`)
     snapshot: int | None = None  # the dense model's snapshot its rounds rewind to (rewind: weights)
+    # An earlier experiment whose first rounds this one repeats (same run but for the policy's
+    # target: Policy.search_key): it runs first, and this run reuses those rounds.
+    after: str | None = None
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -176,6 +180,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
     check_keys(study)
     _check_schema(study)
     runs = []
+    first_of_search: dict[str, str] = {}
     for experiment in study["experiments"]:
         for model in experiment_models(study, experiment):
             for seed in study["seeds"]:
@@ -192,9 +197,24 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
                 adaptive = isinstance(policy, AdaptivePolicy)
                 snapshot = cfg.train.rewind_epoch if cfg.train.rewind == "weights" else None
-                runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot))
+                search = _search(cfg, policy)
+                after = first_of_search.setdefault(search, experiment) if search else None
+                after = after if after != experiment else None
+                runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot, after))
     _check_references(study, runs)
     return runs
+
+
+def _search(cfg: Config, policy: Policy) -> str | None:
+    """What a run's first rounds depend on: its whole config but the policy's target (and its
+    name and round budget), with the policy's search key; None if its policy shares nothing."""
+    if (key := policy.search_key()) is None:
+        return None
+    d = cfg.to_dict()
+    del d["name"]
+    for k in ("policy", "policy_options", "max_rounds"):
+        d["prune"].pop(k, None)
+    return json.dumps([d, key], sort_keys=True)
 
 
 def _check_references(study: dict[str, Any], runs: list[Run]) -> None:

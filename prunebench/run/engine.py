@@ -37,6 +37,7 @@ from prunebench.io import atomic_write_text, file_sha256, remove_leftovers, writ
 from prunebench.measure.cost import complexity, latency_ms
 from prunebench.report.schema import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
 from prunebench.run.replace import discard_stashes, reclaim, replacing
+from prunebench.run.reuse import RoundCache, TrainedRound, round_key
 from prunebench.run.state import RUN_ENTRIES, VOUCHED, RunState, stale_entries, stashed
 from prunebench.score.contract import Method, ScoringContext
 from prunebench.select.channels import (
@@ -128,6 +129,7 @@ def run_experiment(
     replace_stale: bool = False,
     reference: Path | None = None,
     experiment: str | None = None,
+    shared_rounds: Path | None = None,
 ) -> dict[str, Any]:
     """Run (or resume) the experiment of ``cfg`` into ``out``; returns the run summary.
     Everything is checked before any file is written. ``replace_stale`` replaces a run of
@@ -136,7 +138,8 @@ def run_experiment(
     ``out/dense``, the run's own); a shared one of another config is always refused: only
     ``dense_only`` replaces one. ``reference`` is the ``final.pt`` whose architecture the
     ``matched`` policy keeps (that policy only). ``experiment`` names the experiment in the
-    tables (default: the name of ``out``); it is recorded in ``run.json``, not part of the identity."""
+    tables (default: the name of ``out``); it is recorded in ``run.json``, not part of the identity.
+    ``shared_rounds`` is a study's directory of rounds shared between runs (prunebench.run.reuse)."""
     check_run(cfg)
     method, policy = resolve_prune(cfg.prune)
     device = _device_for(cfg)
@@ -173,7 +176,8 @@ def run_experiment(
             reclaim(out, back, [*RUN_ENTRIES, "dense"] if owner else list(RUN_ENTRIES))
             stale = []
         with replacing(out, stale, what):
-            summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device, loaders)
+            shared = RoundCache(shared_rounds) if shared_rounds is not None else None
+            summary = _run(cfg, out, dense_dir, owner, method, policy, run_record, device, loaders, shared)
         discard_stashes(out)
     return summary
 
@@ -212,6 +216,7 @@ def _run(
     run_record: dict[str, Any],
     device: torch.device,
     loaders: Loaders,
+    shared: RoundCache | None,
 ) -> dict[str, Any]:
     policy_name = cfg.prune.policy
     run_hash = run_record["config_hash"]
@@ -239,6 +244,7 @@ def _run(
             else None
         ),
         original={g.name: g.size for g in groups},
+        shared=shared,
         base_row={
             "run_id": cfg.name,
             "config_hash": run_hash,
@@ -324,6 +330,7 @@ class _Rounds:
     rewind_state: dict[str, torch.Tensor] | None  # the dense model after k epochs (rewind: weights)
     original: dict[str, int]  # channels per group of the dense model
     base_row: dict[str, Any]  # the columns every row of the run shares
+    shared: RoundCache | None  # rounds shared with the study's other runs (prunebench.run.reuse)
 
     def row(
         self, rnd: int, base_round: int, sizes: dict[str, int], val: float, test: float, **rest: Any
@@ -405,31 +412,34 @@ class _Rounds:
             epochs, lr_at = range(0, E - k), (lambda _e: lr)
         else:
             epochs, lr_at = range(k, E), t.lr_at
-        log.info(
-            "round %d: removed %d channels (%s) from round %d; retraining %d epochs",
-            rnd,
-            removed,
-            how,
-            step.base_round,
-            len(epochs),
-        )
-        images = train_epochs(
-            model,
-            self.loaders.train,
-            t,
-            epochs,
-            lr_at,
-            (cfg.seed, f"round{rnd}"),
-            state.dir / "training.pt",
-            state.run_hash,
-            extra_loss=self.method.extra_loss,
-        )
+        phase = (cfg.seed, f"round{rnd}")
+        key = round_key(cfg, self.method, new_arch, model, epochs, lr_at, phase) if self.shared else None
+        reused = self.shared.lookup(key, new_arch, model) if self.shared else None
+        what = "reusing its retraining" if reused else f"retraining {len(epochs)} epochs"
+        log.info("round %d: removed %d channels (%s) from round %d; %s", rnd, removed, how, step.base_round, what)
+        if reused is None:
+            images = train_epochs(
+                model,
+                self.loaders.train,
+                t,
+                epochs,
+                lr_at,
+                phase,
+                state.dir / "training.pt",
+                state.run_hash,
+                extra_loss=self.method.extra_loss,
+            )
+            val, test = (evaluate(model, b, t.precision) for b in (self.loaders.val, self.loaders.test))
+        else:
+            images, val, test = reused.images, reused.val_top1, reused.test_top1
         sizes = complexity(model, new_arch.example_input(device=device))
-        val, test = (evaluate(model, b, t.precision) for b in (self.loaders.val, self.loaders.test))
         surgery.save_checkpoint(state.checkpoint(rnd), new_arch, model, identity=state.run_hash)
-        cost = {"epochs": len(epochs), "images": images, "wall_s": time.time() - start}
+        cost = {"epochs": len(epochs), "images": images, "wall_s": reused.wall_s if reused else time.time() - start}
         row = self.row(rnd, step.base_round, sizes, val, test, **cost, rate=rate)
         state.add({**row, "threshold_scale": scale, "channels": channels, "removed": removed}, layers)
+        if self.shared and reused is None:
+            trained = TrainedRound(val, test, images, cost["wall_s"])
+            self.shared.record(key, state.checkpoint(rnd), f"{cfg.name} (round {rnd})", trained)
         (state.dir / "training.pt").unlink(missing_ok=True)
         log.info(
             "round %d: params -%.2f%% flops -%.2f%% val %.2f%% test %.2f%% (%.0fs)",

@@ -50,6 +50,7 @@ silent or self-contradictory):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -181,6 +182,11 @@ class AdaptivePolicy(Policy):
 
     def meets_target(self, record: RoundRecord) -> bool:
         return self.objective().feasible(record)
+
+    def search_key(self) -> dict[str, Any]:
+        # The controller raises T alike until a round is unacceptable, whatever the target.
+        search = {f.name: getattr(self.options, f.name) for f in dataclasses.fields(_SearchOptions)}
+        return {"policy": "adaptive", "weighting": self.objective().weighting, **search}
 
     def final_round(self, history: list[RoundRecord]) -> int:
         return self._replay(history)[0].result()

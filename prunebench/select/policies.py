@@ -114,6 +114,13 @@ class Policy:
         """The round whose model is the run's result."""
         return history[-1].round
 
+    def search_key(self) -> dict[str, Any] | None:
+        """What decides this policy's steps as long as every round is accepted and no target is
+        reached, or None if nothing is shared. Runs that differ only in their policy and share a
+        search key take the same first rounds: a study runs the later one after the earlier, which
+        trains those rounds once (prunebench.run.reuse)."""
+        return None
+
     def describe(self, history: list[RoundRecord]) -> list[dict[str, Any]]:
         """Per round, the policy's own columns for rounds.csv (none by default)."""
         return [{} for _ in history]
@@ -138,6 +145,10 @@ class IterativePolicy(Policy):
 
     def meets_target(self, record: RoundRecord) -> bool:
         return record.reduction(self.options.metric) >= self.options.target
+
+    def search_key(self) -> dict[str, Any]:
+        # The target only caps the last round's rate.
+        return {"policy": "iterative", "rate": self.options.rate, "scope": self.options.scope}
 
     def _next(self, history: list[RoundRecord]) -> Step | Stop:
         last = history[-1]

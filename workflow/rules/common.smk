@@ -70,6 +70,17 @@ def reference_of_run(wildcards):
     )
 
 
+def after_of_run(wildcards):
+    """A run that repeats an earlier experiment's first rounds waits for it (and reuses them).
+    ancient(): only the order matters; a rerun of the earlier run reruns nothing here."""
+    after = _run(wildcards).after
+    return (
+        ancient(os.path.join(run_dir(wildcards.model, after, wildcards.seed), paths.SUMMARY))
+        if after
+        else []
+    )
+
+
 def preflight_of_run(wildcards):
     """AAP runs wait for the check of their experiment's thresholds on a trained dense model."""
     if not _run(wildcards).adaptive:

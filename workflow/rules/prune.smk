@@ -1,6 +1,8 @@
 # One job per pruning run. Its per-round state lives in <run>/state, which is not a declared
 # output, so an interrupted job resumes after its last finished round. A `matched` run also
-# takes its reference run's final.pt (--reference). AAP runs first wait for `preflight`.
+# takes its reference run's final.pt (--reference). AAP runs first wait for `preflight`. Every run
+# records the rounds it trains in shared_rounds/ and reuses those another run trained from the
+# same inputs; a run repeating an earlier experiment's first rounds waits for it (`after`).
 
 
 # Per model x AAP experiment, on the first seed's trained dense model: do the thresholds of the
@@ -33,6 +35,7 @@ rule prune:
         dense=dense_of_run,
         reference=reference_of_run,
         preflight=preflight_of_run,
+        after=after_of_run,
     output:
         rounds=os.path.join(RUN_DIR, paths.ROUNDS),
         layers=os.path.join(RUN_DIR, paths.LAYERS),
@@ -57,6 +60,8 @@ rule prune:
         reference=lambda wc, input: (
             ["--reference", input.reference] if input.reference else []
         ),
+        shared=paths.shared_rounds_dir(RESULTS),
     shell:
         "echo {params.config:q} | prunebench run - --out {params.out:q} --dense {params.dense:q}"
-        " --experiment {wildcards.experiment:q} {params.reference:q} {params.machine} --replace-stale > {log:q} 2>&1"
+        " --experiment {wildcards.experiment:q} {params.reference:q} --shared-rounds {params.shared:q}"
+        " {params.machine} --replace-stale > {log:q} 2>&1"
