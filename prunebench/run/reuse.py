@@ -115,5 +115,3 @@ class RoundCache:
         }
         self.directory.mkdir(parents=True, exist_ok=True)
         write_json(record, self._entry(key), checked=True)
-
-
