@@ -125,6 +125,16 @@ def _cmd_methods(args: argparse.Namespace) -> None:
         print(f"  {name:<14} {cls.summary}")
 
 
+def _cmd_check_method(args: argparse.Namespace) -> None:
+    import json
+
+    from prunebench.score.check import CHECK_MODELS, check_method
+
+    for line in check_method(args.name, json.loads(args.options), args.models or tuple(CHECK_MODELS)):
+        print(line)
+    print(f"{args.name}: keeps the method contract on these models")
+
+
 def _cmd_models(args: argparse.Namespace) -> None:
     from prunebench.models import MODELS
 
@@ -303,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     methods = sub.add_parser("methods", help="list the discovered pruning methods and policies")
     methods.add_argument("--methods-path", action="append", default=[], help="extra directory of method files")
     methods.set_defaults(func=_cmd_methods)
+
+    check = sub.add_parser(
+        "check-method", help="check that a method keeps the plugin contract, on one model of every zoo family"
+    )
+    check.add_argument("name", help="the method's name (PRUNEBENCH_METHODS_PATH finds your files)")
+    check.add_argument("--options", default="{}", metavar="JSON", help="its method_options, e.g. '{\"p\": 2}'")
+    check.add_argument("--models", nargs="+", metavar="MODEL", help="zoo models to check on (default: one per family)")
+    check.set_defaults(func=_cmd_check_method)
 
     models = sub.add_parser("models", help="list the model zoo")
     models.set_defaults(func=_cmd_models)

@@ -142,7 +142,8 @@ def test_imagenet_streams_from_an_image_folder(tmp_path, monkeypatch):
     b = [x for x, _ in loaders.train.epoch(torch.Generator().manual_seed(1))]
     assert [x.shape for x in a] == [(4, 3, 224, 224)] * 2
     assert all(torch.equal(u, v) for u, v in zip(a, b, strict=True))  # augmentation is seeded
-    assert loaders.train.sample(3, torch.Generator()).shape == (3, 3, 224, 224)
+    x, y = loaders.train.sample(3, torch.Generator())
+    assert x.shape == (3, 3, 224, 224) and y.shape == (3,)
     labels = torch.cat([y for _, y in loaders.test.epoch()])
     assert sorted(labels.tolist()) == [0, 0, 1, 1]
 

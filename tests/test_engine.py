@@ -92,7 +92,8 @@ def test_one_shot_and_the_other_rewind_modes(tmp_path):
 
 def test_bad_input_is_refused_with_the_choices(tmp_path, capsys):
     assert main(["run", str(_write(tmp_path, "m", {"prune": {"method": "nope"}})), "--out", str(tmp_path / "a")]) == 2
-    assert "unknown method 'nope'; choose one of: aap, ilp" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown method 'nope'; choose one of: aap, fpgm" in err and "PRUNEBENCH_METHODS_PATH" in err
     assert main(["run", str(_write(tmp_path, "d", {"data": {"dataset": "svhn"}})), "--out", str(tmp_path / "b")]) == 2
     assert "unknown dataset 'svhn'" in capsys.readouterr().err
     assert (
@@ -125,6 +126,10 @@ def test_the_readme_plugin_example_is_discovered_and_scores(tmp_path, monkeypatc
     assert {g.name for g in groups} == set(scores) and all(
         s.shape == (g.size,) for g, s in zip(groups, scores.values(), strict=True)
     )
+    from prunebench.score.check import check_method
+
+    lines = check_method("bn_scale", {}, ["lenet5", "resnet20"])
+    assert lines[0].startswith("lenet5: refused before any training") and lines[1].startswith("resnet20: ok")
 
 
 def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path):
@@ -160,6 +165,10 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     [
         ("aap", "aap_acc_params", {"target": 100.0, "lambda0": 1.0}),
         pytest.param("ilp_mean", "iterative", {"rate": 0.3, "target": 20}, marks=pytest.mark.full),
+        *(
+            pytest.param(m, "iterative", {"rate": 0.3, "target": 20}, marks=pytest.mark.full)
+            for m in ("fpgm", "taylor", "hrank")
+        ),
     ],
 )
 def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, policy, options):

@@ -159,6 +159,7 @@ class PruneConfig:
     max_rounds: int = 30  # round budget, whatever the policy
     score_batch_size: int | None = None  # images for data-driven scores; None: train.batch_size
     methods_path: list[str] = field(default_factory=list)  # extra directories of method files
+    method_source: str | None = None  # filled in by prunebench: hash of the method's file (its identity)
 
     def __post_init__(self) -> None:
         if self.min_channels < 1:

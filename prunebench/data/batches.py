@@ -86,10 +86,10 @@ class Batches:
             idx = order[start : start + self.batch_size]
             yield self._prepare(idx, gen), self.y[idx]
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` random training images, normalised, unaugmented (for attention scoring)."""
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random training images, normalised, unaugmented, and their labels (for scoring)."""
         idx = torch.randperm(len(self.y), generator=gen)[:n].to(self.y.device)
-        return self._prepare(idx, None)
+        return self._prepare(idx, None), self.y[idx]
 
 
 @dataclass

@@ -100,10 +100,10 @@ class FolderBatches:
         order = self.indices[torch.randperm(len(self.indices), generator=gen)] if gen is not None else self.indices
         return self._stream(self.data, order, self.batch_size, self.workers, gen if self.train else None)
 
-    def sample(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        """``n`` random images with the evaluation transforms (for attention scoring)."""
+    def sample(self, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` random images with the evaluation transforms, and their labels (for scoring)."""
         pick = self.indices[torch.randperm(len(self.indices), generator=gen)[:n]]
-        return next(self._stream(self.eval_data, pick, n, 0, None))[0]
+        return next(self._stream(self.eval_data, pick, n, 0, None))
 
 
 def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device) -> Loaders:

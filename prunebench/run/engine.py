@@ -32,13 +32,14 @@ from prunebench.config.run import Config, config_hash, dense_hash, resolve_devic
 from prunebench.config.validate import check_run
 from prunebench.data.batches import Loaders
 from prunebench.data.loaders import make_loaders
-from prunebench.errors import ConfigError, MethodError
+from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text, file_sha256, remove_leftovers, write_json
 from prunebench.measure.cost import complexity, latency_ms
 from prunebench.report.schema import LAYER_COLUMNS, ROUND_COLUMNS, environment_record, write_table
 from prunebench.run.replace import discard_stashes, reclaim, replacing
 from prunebench.run.reuse import RoundCache, TrainedRound, round_key
 from prunebench.run.state import RUN_ENTRIES, VOUCHED, RunState, stale_entries, stashed
+from prunebench.score.check import checked_scores
 from prunebench.score.contract import Method, ScoringContext
 from prunebench.select.channels import (
     layer_aware_thresholds,
@@ -102,19 +103,10 @@ def _score(
     method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int
 ) -> dict[str, torch.Tensor]:
     gen = seeded_generator(cfg.seed, "score", rnd)
-    batch = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
-    with torch.no_grad():
-        scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd))
-    for g in groups:
-        s = scores.get(g.name)
-        if not isinstance(s, torch.Tensor) or s.shape != (g.size,):
-            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
-            raise MethodError(
-                f"method {method.name!r} must return a 1-D tensor of {g.size} scores for group {g.name}, got {got}"
-            )
-        if not torch.isfinite(s).all():
-            raise MethodError(f"method {method.name!r} returned non-finite scores for group {g.name} in round {rnd}")
-    return {g.name: scores[g.name].detach().double().cpu() for g in groups}
+    batch, labels = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
+    with torch.no_grad():  # a method that needs gradients enables them (see ScoringContext)
+        scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd, labels))
+    return checked_scores(method, groups, scores, rnd)
 
 
 _SUMMARY_COLUMNS = (

@@ -67,12 +67,14 @@ class Preview:
         return self.progress >= MIN_PROGRESS
 
 
-def _dense(cfg: Config, dense_path: Path | None, batch_size: int) -> tuple[Any, nn.Module, list, torch.Tensor, str]:
+def _dense(
+    cfg: Config, dense_path: Path | None, batch_size: int
+) -> tuple[Any, nn.Module, list, tuple[torch.Tensor, torch.Tensor], str]:
     gen = seeded_generator(cfg.seed, "score", 1)
     if dense_path is not None and dense_path.exists():
         arch, model, _ = surgery.load_checkpoint(str(dense_path))
         loaders = make_loaders(cfg.data, cfg.train, torch.device("cpu"))
-        batch = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
+        batch, labels = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
         which = "trained"
     else:
         info = dataset_info(cfg.data)
@@ -82,9 +84,10 @@ def _dense(cfg: Config, dense_path: Path | None, batch_size: int) -> tuple[Any, 
         torch.manual_seed(cfg.seed)
         model = surgery.instantiate(arch)
         batch = torch.randn(batch_size, info.in_channels, info.image_size, info.image_size, generator=gen)
+        labels = torch.randint(0, info.num_classes, (batch_size,), generator=gen)
         which = "initialised"
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
-    return arch, model.eval(), groups, batch, which
+    return arch, model.eval(), groups, (batch, labels), which
 
 
 def preview(cfg: Config, dense_path: Path | None, batch_size: int = 8, cache: dict | None = None) -> Preview:
@@ -100,12 +103,12 @@ def preview(cfg: Config, dense_path: Path | None, batch_size: int = 8, cache: di
     key = (cfg.model.name, str(dense_path))
     if key not in cache:
         cache[key] = _dense(cfg, dense_path, batch_size)
-    arch, model, groups, batch, which = cache[key]
+    arch, model, groups, (batch, labels), which = cache[key]
     score_key = (*key, method.name, repr(method.options))
     if score_key not in cache:
         gen = seeded_generator(cfg.seed, "score", 1)
         with torch.no_grad():
-            scores = method.score(ScoringContext(model, groups, batch, gen, 1))
+            scores = method.score(ScoringContext(model, groups, batch, gen, 1, labels))
         cache[score_key] = {g.name: scores[g.name].double().cpu() for g in groups}
     scores = cache[score_key]
     o = policy.options

@@ -58,7 +58,7 @@ def round_key(
     """Hash of everything the retraining of ``model`` (its starting weights) depends on."""
     extra_loss = None
     if type(method).extra_loss is not Method.extra_loss:  # the loss is the method's too
-        extra_loss = [method.name, dataclasses.asdict(method.options)]
+        extra_loss = [method.name, dataclasses.asdict(method.options), cfg.prune.method_source]
     return checksum(
         {
             "format": FORMAT,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import importlib.util
 import inspect
 import os
@@ -45,9 +46,12 @@ class ScoringContext:
 
     model: nn.Module  # the current (already pruned) model, in eval mode
     groups: list[ChannelGroup]  # its prunable channel groups
-    batch: torch.Tensor  # one batch of training images, normalised, on the model's device
+    # The round's scoring images: prune.score_batch_size (default train.batch_size) training
+    # images drawn with `generator`, normalised, unaugmented, on the model's device.
+    batch: torch.Tensor
     generator: torch.Generator  # seeded by (run seed, round): use it for any randomness
     round: int
+    labels: torch.Tensor | None = None  # the labels of `batch` (the engine always gives them)
     _points: dict[str, str] | None = field(default=None, repr=False)
 
     def attention_points(self) -> dict[str, str]:
@@ -69,6 +73,8 @@ class Method:
     # every group; "global": one ranking over all groups), or None when the policy's `scope`
     # option decides. A fixed scope cannot be overridden: each variant has its own name.
     scope: ClassVar[str | None] = None
+    # What the method needs of a model, checked before any training (see REQUIREMENTS).
+    needs: ClassVar[tuple[str, ...]] = ()
 
     @dataclass
     class Options:
@@ -85,6 +91,31 @@ class Method:
     def extra_loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
         """Training hook for during-training methods: a term added to the task loss."""
         return None
+
+
+# Requirement -> (what a channel group must have, the test).
+REQUIREMENTS: dict[str, tuple[str, typing.Callable[[ChannelGroup], bool]]] = {
+    "batch_norm": ("a batch norm on its channels", lambda g: bool(g.norm_layers)),
+}
+
+
+def unmet_needs(method: type[Method], groups: list[ChannelGroup]) -> str | None:
+    """Why ``method`` cannot prune a model with these channel groups, or None."""
+    for need in method.needs:
+        if need not in REQUIREMENTS:
+            return (
+                f"method {method.name!r} needs {need!r}, which prunebench does not know (known: {sorted(REQUIREMENTS)})"
+            )
+        what, test = REQUIREMENTS[need]
+        if missing := [g.name for g in groups if not test(g)]:
+            return f"method {method.name!r} needs {what} in every prunable group; these have none: {', '.join(missing)}"
+    return None
+
+
+def method_source(cls: type[Method]) -> str:
+    """SHA-256 of the file defining ``cls``: part of every run's identity, so that editing a
+    method reruns exactly its runs."""
+    return hashlib.sha256(Path(inspect.getsourcefile(cls)).read_bytes()).hexdigest()[:16]
 
 
 def build_options(cls: type, values: dict[str, Any], what: str) -> Any:
@@ -165,6 +196,9 @@ def make_method(name: str, options: dict[str, Any], extra_dirs: list[str] | None
             "PRUNEBENCH_METHODS_PATH to that methods/ directory."
         )
     if name not in methods:
-        raise ConfigError(f"unknown method {name!r}; choose one of: {', '.join(methods)} (see `prunebench methods`)")
+        raise ConfigError(
+            f"unknown method {name!r}; choose one of: {', '.join(methods)} (see `prunebench methods`; your own "
+            "method files are found in the directories of PRUNEBENCH_METHODS_PATH or prune.methods_path)"
+        )
     cls = methods[name]
     return cls(build_options(cls.Options, options, f"method {name!r}"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from prunebench.errors import ConfigError
-from prunebench.score.contract import build_options, make_method
+from prunebench.score.contract import build_options, make_method, method_source
 
 METRICS = ("params", "flops")
 
@@ -225,13 +225,15 @@ def all_policies() -> dict[str, type[Policy]]:
 
 def resolve_prune(prune: Any) -> tuple[Any, Policy]:
     """The method and policy of a ``PruneConfig``, which is filled in, in place, with what they
-    resolved: the method's default policy and every option's value, defaults and the method's
-    scope included. The config, and so its hash, then names what runs: a default that changes
-    between versions changes the hash instead of silently resuming or reusing old rounds."""
+    resolved: the method's default policy, every option's value, defaults and the method's
+    scope included, and the hash of the method's source file. The config, and so its hash, then
+    names what runs: a default or a plugin that changes between versions changes the hash instead
+    of silently resuming or reusing old rounds."""
     method = make_method(prune.method, prune.method_options, prune.methods_path)
     prune.policy = prune.policy or method.default_policy
     policy = make_policy(prune.policy, prune.policy_options, prune.max_rounds, method.scope)
     prune.method_options = dataclasses.asdict(method.options)
+    prune.method_source = method_source(type(method))
     prune.policy_options = dataclasses.asdict(policy.options)
     return method, policy
 
