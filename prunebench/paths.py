@@ -6,6 +6,7 @@ A study's results directory::
 
     data/<dataset>.json                 the prepared dataset (rule data)
     dense/<model>/seed<s>/              one dense model per (model, seed), every rewind snapshot
+    dense/<model>/<variant>/seed<s>/    a method's own (its pre-pruning training): <method>-<options hash>
     runs/<model>/<experiment>/seed<s>/  one pruning run
     shared_rounds/<key>.json            rounds runs share (prunebench.run.reuse): pointers into runs/
     preflight/<model>/<experiment>.txt  the check of an AAP experiment's thresholds
@@ -46,9 +47,10 @@ def rewind_snapshot(dense_dir: Path, epoch: int) -> Path:
     return dense_dir / f"rewind_e{epoch}.pt"
 
 
-def dense_dir(results: str, model: str, seed: int | str) -> str:
-    """Where a study keeps the dense model of (model, seed), shared by every experiment."""
-    return f"{results}/dense/{model}/seed{seed}"
+def dense_dir(results: str, model: str, seed: int | str, variant: str | None = None) -> str:
+    """Where a study keeps the dense model of (model, seed), shared by every experiment; a
+    ``variant`` is the dense model of a method with its own pre-pruning training."""
+    return f"{results}/dense/{model}/{variant}/seed{seed}" if variant else f"{results}/dense/{model}/seed{seed}"
 
 
 def run_dir(results: str, model: str, experiment: str, seed: int | str) -> str:

@@ -172,6 +172,16 @@ def test_adaptive_run_rolls_back_and_returns_a_round_within_the_target(tmp_path)
     ],
 )
 def test_every_kind_of_architecture_prunes_end_to_end(tmp_path, model, method, policy, options):
+    _prune_end_to_end(tmp_path, model, method, policy, options)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("model", ["mobilenetv2", "shufflenetv2", "resnet20", "vgg11"])  # LeNets: no batch norm
+def test_slimming_prunes_every_architecture_with_batch_norms_end_to_end(tmp_path, model):
+    _prune_end_to_end(tmp_path, model, "slimming", "one_shot", {"target": 20})
+
+
+def _prune_end_to_end(tmp_path, model, method, policy, options):
     from prunebench.config.run import config_from_dict
     from prunebench.run.engine import run_experiment
 

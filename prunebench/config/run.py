@@ -384,8 +384,14 @@ def training_identity(cfg: Config, left_out: frozenset[tuple[str, str]] = frozen
     return {k: d[k] for k in ("seed", "data", "model", "train", "execution")}
 
 
-def dense_hash(cfg: Config) -> str:
+def dense_hash(cfg: Config, method_trains: bool = False) -> str:
     """Identity of the dense model, shared by every method pruning it whatever epoch it rewinds
-    to (the dense directory holds a snapshot per rewind epoch; see prunebench.train.dense)."""
+    to (the dense directory holds a snapshot per rewind epoch; see prunebench.train.dense).
+    ``method_trains``: the method trains its own (``Method.dense_loss``), keyed by its name,
+    resolved options and source too."""
     left_out = {("train", key) for key in ("rewind", "rewind_epoch", "finetune_lr", "eval_batch_size")}
-    return _digest(training_identity(cfg, frozenset(left_out)))
+    identity = training_identity(cfg, frozenset(left_out))
+    if method_trains:
+        p = cfg.prune
+        identity["method"] = {"name": p.method, "options": p.method_options, "source": p.method_source}
+    return _digest(identity)

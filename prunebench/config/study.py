@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import difflib
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ import yaml
 from prunebench.config.run import MACHINE_KEYS, Config, config_from_dict, dense_hash
 from prunebench.config.validate import check_run
 from prunebench.errors import ConfigError, PrunebenchError
+from prunebench.score.contract import Method, trains_dense
 from prunebench.select.adaptive import AdaptivePolicy
 from prunebench.select.policies import MatchedPolicy, Policy, resolve_prune
 
@@ -74,6 +76,8 @@ class Run:
     # An earlier experiment whose first rounds this one repeats (same run but for the policy's
     # target: Policy.search_key): it runs first, and this run reuses those rounds.
     after: str | None = None
+    # The method's own dense model (Method.dense_loss): dense/<model>/<dense_variant>/seed<s>.
+    dense_variant: str | None = None
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -105,16 +109,29 @@ def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) ->
     return merge(cfg, {"prune": parsed.to_dict()["prune"]})
 
 
-def dense_config(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
-    """The config defining the dense model of (model, seed)."""
+def dense_config(study: dict[str, Any], model: str, seed: int, experiment: str | None = None) -> dict[str, Any]:
+    """The config defining the dense model of (model, seed): the shared one, or with the
+    ``experiment`` of a method with its own pre-pruning training, that method's."""
     cfg = merge(_model_base(study, model, seed), {"name": f"{model}-dense-seed{seed}"})
+    if experiment is not None:
+        cfg = merge(cfg, {"prune": run_config(study, model, experiment, seed)["prune"]})
     return merge(cfg, {"measure": {"latency": False}})
 
 
-def rewind_epochs(runs: list[Run], model: str) -> list[int]:
-    """The epochs the dense models of ``model`` keep a snapshot after: those of its experiments
-    that rewind weights (``Run.snapshot``)."""
-    return sorted({r.snapshot for r in runs if r.model == model and r.snapshot is not None})
+def dense_variant(cfg: Config, method: Method) -> str | None:
+    """The name of a method's own dense models (None: the shared ones): its name and a hash of
+    its resolved options, so that experiments with the same method and options share them."""
+    if not trains_dense(type(method)):
+        return None
+    digest = hashlib.sha256(json.dumps(cfg.prune.method_options, sort_keys=True).encode()).hexdigest()
+    return f"{method.name}-{digest[:8]}"
+
+
+def rewind_epochs(runs: list[Run], model: str, variant: str | None = None) -> list[int]:
+    """The epochs the dense models of ``model`` (of a method's ``variant``) keep a snapshot after:
+    those of the experiments pruning them that rewind weights (``Run.snapshot``)."""
+    mine = [r for r in runs if r.model == model and r.dense_variant == variant]
+    return sorted({r.snapshot for r in mine if r.snapshot is not None})
 
 
 def machine_overrides(study: dict[str, Any]) -> list[str]:
@@ -188,11 +205,14 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 try:
                     cfg = config_from_dict(run_config(study, model, experiment, seed))
                     check_run(cfg)
-                    policy = resolve_prune(cfg.prune)[1]
-                    shared = config_from_dict(dense_config(study, model, seed))
+                    method, policy = resolve_prune(cfg.prune)
+                    variant = dense_variant(cfg, method)
+                    own = trains_dense(type(method))
+                    dense = config_from_dict(dense_config(study, model, seed, experiment if own else None))
+                    resolve_prune(dense.prune)
                 except PrunebenchError as e:
                     raise ConfigError(f"{where}: {e}") from None
-                if dense_hash(cfg) != dense_hash(shared):  # a guard: check_keys should make this impossible
+                if dense_hash(cfg, own) != dense_hash(dense, own):  # a guard: check_keys should make this impossible
                     raise ConfigError(f"{where}: the experiment changes the dense model")
                 reference = policy.options.reference if isinstance(policy, MatchedPolicy) else None
                 adaptive = isinstance(policy, AdaptivePolicy)
@@ -200,7 +220,7 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 search = _search(cfg, policy)
                 after = first_of_search.setdefault(search, experiment) if search else None
                 after = after if after != experiment else None
-                runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot, after))
+                runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot, after, variant))
     _check_references(study, runs)
     return runs
 

@@ -40,7 +40,7 @@ from prunebench.run.replace import discard_stashes, reclaim, replacing
 from prunebench.run.reuse import RoundCache, TrainedRound, round_key
 from prunebench.run.state import RUN_ENTRIES, VOUCHED, RunState, stale_entries, stashed
 from prunebench.score.check import checked_scores
-from prunebench.score.contract import Method, ScoringContext
+from prunebench.score.contract import Method, ScoringContext, trains_dense
 from prunebench.select.channels import (
     layer_aware_thresholds,
     reduction,
@@ -138,7 +138,7 @@ def run_experiment(
     run_hash = config_hash(cfg)
     run_record = {
         "config_hash": run_hash,
-        "dense_hash": dense_hash(cfg),
+        "dense_hash": dense_hash(cfg, trains_dense(type(method))),
         "identity": run_hash,
         "experiment": experiment or out.resolve().name,
     }
@@ -181,8 +181,9 @@ def dense_only(
     rewind snapshot after each of ``rewind_epochs`` (default: ``train.rewind_epoch``); with
     ``replace_stale`` a dense model of another config there is replaced (see prunebench.run.replace)."""
     check_run(cfg)
+    method = resolve_prune(cfg.prune)[0]  # the shared dense model, or the method's own (Method.dense_loss)
     device = _device_for(cfg)
-    key = dense_hash(cfg)
+    key = dense_hash(cfg, trains_dense(type(method)))
     epochs = sorted(set(rewind_epochs)) if rewind_epochs is not None else dense_stage.snapshots_of(cfg)
     if bad := [k for k in epochs if not 0 <= k < cfg.train.epochs]:
         raise ConfigError(f"--rewind-epochs {bad} must be in [0, train.epochs={cfg.train.epochs})")
@@ -193,7 +194,7 @@ def dense_only(
     loaders = make_loaders(cfg.data, cfg.train, device)  # missing data is refused before any file is written
     with _logging_to(dense_dir):
         with replacing(dense_dir, stale, "the dense model of another config"):
-            record = dense_stage.train_dense(cfg, dense_dir, loaders, device, True, epochs)
+            record = dense_stage.train_dense(cfg, dense_dir, loaders, device, True, epochs, method)
         discard_stashes(dense_dir)
     return record
 
@@ -220,7 +221,7 @@ def _run(
     state = RunState(out / "state", run_record["identity"])
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / paths.RUN_CONFIG)
     write_json(environment_record(), out / "env.json")
-    dense = dense_stage.train_dense(cfg, dense_dir, loaders, device, owner, dense_stage.snapshots_of(cfg))
+    dense = dense_stage.train_dense(cfg, dense_dir, loaders, device, owner, dense_stage.snapshots_of(cfg), method)
     arch, model = surgery.load_checkpoint(dense_dir / paths.DENSE_MODEL)[:2]
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
     run = _Rounds(

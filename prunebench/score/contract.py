@@ -88,9 +88,21 @@ class Method:
         higher is more important, channels with the lowest scores are pruned)."""
         raise NotImplementedError
 
+    def dense_loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
+        """Pre-pruning training hook: a term added to the task loss while the dense model trains
+        from scratch (network slimming's sparsity penalty). Defining it gives the method its own
+        dense model, keyed by its name, options and source, instead of the one every other
+        method shares (``trains_dense``)."""
+        return None
+
     def extra_loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
         """Training hook for during-training methods: a term added to the task loss."""
         return None
+
+
+def trains_dense(cls: type[Method]) -> bool:
+    """Whether the method has its own pre-pruning training (it defines ``dense_loss``)."""
+    return cls.dense_loss is not Method.dense_loss
 
 
 # Requirement -> (what a channel group must have, the test).

@@ -1,7 +1,8 @@
 """The dense stage: train the unpruned model once, saving the snapshots rounds rewind to.
 
 One dense model per (model, seed, schedule) is shared by every experiment pruning it, whatever
-epoch it rewinds to: ``dense.pt`` after E epochs and ``rewind_e<k>.pt`` after k epochs for every k
+epoch it rewinds to, but for methods with their own pre-pruning training (``Method.dense_loss``),
+which get one of their own: ``dense.pt`` after E epochs and ``rewind_e<k>.pt`` after k epochs for every k
 asked for (the rewind-epoch ablation adds a snapshot, not a dense model). ``dense.json`` records its
 accuracy, size, cost and the snapshots it holds. Layout: :mod:`prunebench.paths`.
 """
@@ -24,6 +25,7 @@ from prunebench.data.datasets import dataset_info
 from prunebench.errors import ConfigError, DamagedFileError
 from prunebench.io import load_torch, read_json, remove_leftovers, write_json
 from prunebench.measure.cost import complexity
+from prunebench.score.contract import Method, trains_dense
 from prunebench.train.loop import evaluate, train_epochs
 
 log = logging.getLogger("prunebench")
@@ -94,15 +96,23 @@ def missing_snapshot(dense_dir: Path, record: dict[str, Any], wanted: Collection
 
 
 def train_dense(
-    cfg: Config, dense_dir: Path, loaders: Loaders, device: torch.device, owner: bool, rewind_epochs: Collection[int]
+    cfg: Config,
+    dense_dir: Path,
+    loaders: Loaders,
+    device: torch.device,
+    owner: bool,
+    rewind_epochs: Collection[int],
+    method: Method,
 ) -> dict[str, Any]:
-    """Train (or reuse) the dense model of ``cfg`` with snapshots after each of ``rewind_epochs``.
+    """Train (or reuse) the dense model of ``cfg`` with snapshots after each of ``rewind_epochs``:
+    the shared one, or ``method``'s own if it has a pre-pruning training (``trains_dense``).
     A damaged one, or one without a snapshot asked for, is trained again by its ``owner`` (the
     dense job, or a run's private dense directory; training is deterministic, so the dense model
     comes out the same) and refused elsewhere: other jobs may be reading it."""
     if bad := sorted(k for k in set(rewind_epochs) if not 0 <= k < cfg.train.epochs):
         raise ConfigError(f"rewind epochs {bad} must be in [0, train.epochs={cfg.train.epochs})")
-    key = dense_hash(cfg)
+    own = trains_dense(type(method))
+    key = dense_hash(cfg, own)
     state, detail = status(dense_dir, key, rewind_epochs)
     if state == "ok":
         return detail
@@ -138,7 +148,10 @@ def train_dense(
     if 0 in snapshots:
         snapshot(0, model)
     start = time.time()
-    log.info("training dense %s for %d epochs (rewind snapshots after epochs %s)", cfg.model.name, epochs, snapshots)
+    whose = f" with {method.name}'s pre-pruning loss" if own else ""
+    log.info(
+        "training dense %s%s for %d epochs (rewind snapshots after epochs %s)", cfg.model.name, whose, epochs, snapshots
+    )
     images = train_epochs(
         model,
         loaders.train,
@@ -148,6 +161,7 @@ def train_dense(
         (cfg.seed, "dense"),
         dense_dir / paths.DENSE_TRAINING,
         key,
+        extra_loss=method.dense_loss if own else None,
         on_epoch_end=lambda e, m: snapshot(e + 1, m) if e + 1 in snapshots else None,
     )
     surgery.save_checkpoint(dense_dir / paths.DENSE_MODEL, arch, model, epoch=epochs, identity=key)

@@ -22,8 +22,22 @@ RUN = {(r.model, r.experiment, r.seed): r for r in RUNS}
 FIRST_SEED = config["seeds"][0]
 
 
-def dense_dir(model, seed):
-    return paths.dense_dir(RESULTS, model, seed)
+# A model, seed or dense variant is one path component.
+wildcard_constraints:
+    model=r"[^/]+",
+    seed=r"\d+",
+    variant=r"[^/]+",
+
+
+def dense_dir(model, seed, variant=None):
+    return paths.dense_dir(RESULTS, model, seed, variant)
+
+
+# A method with its own pre-pruning training: (model, variant) -> an experiment using it.
+VARIANT_EXPERIMENT = {}
+for r in RUNS:
+    if r.dense_variant:
+        VARIANT_EXPERIMENT.setdefault((r.model, r.dense_variant), r.experiment)
 
 
 def run_dir(model, experiment, seed):
@@ -46,6 +60,7 @@ def job_benchmark(job):
 BENCHMARK = {
     "data": job_benchmark("data/{dataset}"),
     "dense": job_benchmark("dense/{model}-seed{seed}"),
+    "method_dense": job_benchmark("dense/{model}/{variant}-seed{seed}"),
     "preflight": job_benchmark("preflight/{model}-{experiment}"),
     "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
     **{rule: job_benchmark(rule) for rule in ("tables", "latency", "figures")},
@@ -57,7 +72,10 @@ def _run(wildcards):
 
 
 def dense_of_run(wildcards):
-    return os.path.join(dense_dir(wildcards.model, wildcards.seed), paths.DENSE_RECORD)
+    variant = _run(wildcards).dense_variant
+    return os.path.join(
+        dense_dir(wildcards.model, wildcards.seed, variant), paths.DENSE_RECORD
+    )
 
 
 def reference_of_run(wildcards):
@@ -72,10 +90,13 @@ def reference_of_run(wildcards):
 
 def after_of_run(wildcards):
     """A run that repeats an earlier experiment's first rounds waits for it (and reuses them).
-    ancient(): only the order matters; a rerun of the earlier run reruns nothing here."""
+    ancient(): only the order matters; a rerun of the earlier run reruns nothing here.
+    """
     after = _run(wildcards).after
     return (
-        ancient(os.path.join(run_dir(wildcards.model, after, wildcards.seed), paths.SUMMARY))
+        ancient(
+            os.path.join(run_dir(wildcards.model, after, wildcards.seed), paths.SUMMARY)
+        )
         if after
         else []
     )
@@ -108,7 +129,13 @@ def benchmarked_jobs():
     jobs = [("data", {"dataset": DATA["data"]["dataset"]})]
     jobs += [
         ("dense", {"model": m, "seed": s})
-        for m, s in sorted({(r.model, r.seed) for r in RUNS})
+        for m, s in sorted({(r.model, r.seed) for r in RUNS if not r.dense_variant})
+    ]
+    jobs += [
+        ("method_dense", {"model": m, "variant": v, "seed": s})
+        for m, v, s in sorted(
+            {(r.model, r.dense_variant, r.seed) for r in RUNS if r.dense_variant}
+        )
     ]
     jobs += [
         ("preflight", {"model": m, "experiment": e})

@@ -1,7 +1,7 @@
 # The study's tidy tables, from every run directory, and the latency of every final model.
 
 RUN_DIRS = [run_dir(r.model, r.experiment, r.seed) for r in RUNS]
-DENSE_DIRS = sorted({dense_dir(r.model, r.seed) for r in RUNS})
+DENSE_DIRS = sorted({dense_dir(r.model, r.seed, r.dense_variant) for r in RUNS})
 LATENCY = config["latency"]  # with the schema's defaults filled in
 
 

@@ -1,8 +1,9 @@
 """The jobs table of a study: Snakemake's benchmark record of every job, one row per job.
 
-Columns: ``rule`` and the job's wildcards (``dataset``, ``model``, ``experiment``, ``seed``, empty
-where the rule has none), ``wall_s`` (Snakemake's ``s``), ``cpu_s`` (``cpu_time``: user + system
-seconds of the job's processes), ``max_rss_mb``, ``mean_load`` (CPU load in percent of one core).
+Columns: ``rule`` and the job's wildcards (``dataset``, ``model``, ``variant`` (a method's own dense
+model), ``experiment``, ``seed``, empty where the rule has none), ``wall_s`` (Snakemake's ``s``),
+``cpu_s`` (``cpu_time``: user + system seconds of the job's processes), ``max_rss_mb``, ``mean_load``
+(CPU load in percent of one core).
 """
 
 import sys
@@ -11,7 +12,7 @@ import pandas as pd
 
 sys.stderr = open(snakemake.log[0], "w")  # noqa: F821 (snakemake is the script's global)
 
-WILDCARDS = ["dataset", "model", "experiment", "seed"]
+WILDCARDS = ["dataset", "model", "variant", "experiment", "seed"]
 rows = []
 for job in snakemake.params.jobs:  # noqa: F821
     record = pd.read_csv(job["benchmark"], sep="\t", na_values=["-", "NA"]).iloc[-1]  # the last repeat of the job
