@@ -65,3 +65,22 @@ def test_a_study_gives_slimming_dense_models_of_its_own_and_snakemake_plans_them
     assert dry.returncode == 0, out[-2000:]
     assert "method_dense" in out and out.count("rule dense:") == 2  # 2 seeds: shared, and slimming's own
     assert out.count("rule method_dense:") == 2
+
+
+def test_dense_models_of_two_files_of_one_method_name_are_apart(tmp_path):
+    """Two experiments, each with its own file of a method `mine` that trains its dense model."""
+    s = yaml.safe_load((REPO / "configs/smoke.yaml").read_text())
+    s["base"]["model"] = {"options": {"batch_norm": True}}
+    s["experiments"] = {}
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "mine.py").write_text(
+            "import torch\nfrom prunebench.plugin import Method\n\n"
+            f"class Mine(Method):\n    name = 'mine'\n    summary = '{name}'\n\n"
+            "    def dense_loss(self, model, inputs, outputs):\n        return None\n\n"
+            "    def score(self, ctx):\n        return {g.name: torch.ones(g.size) for g in ctx.groups}\n"
+        )
+        s["experiments"][name] = {"prune": {"method": "mine", "methods_path": [str(tmp_path / name)]}}
+    runs = study.check_study(s)
+    variants = {r.experiment: r.dense_variant for r in runs}
+    assert variants["a"] != variants["b"] and all(v.startswith("mine-") for v in variants.values())

@@ -44,6 +44,30 @@ def test_images_are_counted_per_batch_and_survive_a_resume(tmp_path):
     assert train_epochs(*args) == whole
 
 
+def test_a_resumed_phase_of_a_model_with_dropout_equals_an_uninterrupted_one(tmp_path):
+    def setup():
+        model, batches, cfg = _setup(tmp_path)
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Flatten(), nn.Dropout(0.5), nn.Linear(16, 2)), batches, cfg
+
+    model, batches, cfg = setup()
+    train_epochs(model, batches, cfg, range(0, 3), cfg.lr_at, (0, "d"), tmp_path / "a.pt", "h")
+    whole = model.state_dict()
+
+    def kill_after_first_epoch(epoch, _model):
+        if epoch == 1:
+            raise Interrupted
+
+    resumed, batches, cfg = setup()
+    args = (resumed, batches, cfg, range(0, 3), cfg.lr_at, (0, "d"), tmp_path / "b.pt", "h")
+    with pytest.raises(Interrupted):
+        train_epochs(*args, on_epoch_end=kill_after_first_epoch)
+    torch.manual_seed(123)  # another process: the global generator in another state
+    resumed, batches, cfg = setup()
+    train_epochs(resumed, batches, cfg, range(0, 3), cfg.lr_at, (0, "d"), tmp_path / "b.pt", "h")
+    assert all(torch.equal(whole[k], v) for k, v in resumed.state_dict().items())
+
+
 def test_bf16_precision_trains_under_autocast_and_is_its_own_identity(tmp_path, monkeypatch):
     from prunebench.config.run import config_from_dict, config_hash, dense_hash
     from prunebench.train.loop import evaluate

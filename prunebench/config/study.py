@@ -120,10 +120,12 @@ def dense_config(study: dict[str, Any], model: str, seed: int, experiment: str |
 
 def dense_variant(cfg: Config, method: Method) -> str | None:
     """The name of a method's own dense models (None: the shared ones): its name and a hash of
-    its resolved options, so that experiments with the same method and options share them."""
+    its resolved options and source, so that experiments with the same method file and options
+    share them."""
     if not trains_dense(type(method)):
         return None
-    digest = hashlib.sha256(json.dumps(cfg.prune.method_options, sort_keys=True).encode()).hexdigest()
+    key = [cfg.prune.method_options, cfg.prune.method_source]
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()
     return f"{method.name}-{digest[:8]}"
 
 

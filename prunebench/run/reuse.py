@@ -57,7 +57,7 @@ def round_key(
 ) -> str:
     """Hash of everything the retraining of ``model`` (its starting weights) depends on."""
     extra_loss = None
-    if type(method).extra_loss is not Method.extra_loss:  # the loss is the method's too
+    if getattr(method.extra_loss, "__func__", None) is not Method.extra_loss:  # the loss is the method's too
         extra_loss = [method.name, dataclasses.asdict(method.options), cfg.prune.method_source]
     return checksum(
         {
@@ -91,11 +91,15 @@ class RoundCache:
             return None
         try:
             record = read_json(entry, checked=True)
-            checkpoint = Path(record["checkpoint"])
-            if not checkpoint.exists() or file_sha256(checkpoint) != record["checkpoint_sha256"]:
+            checkpoint, expected = Path(record["checkpoint"]), record["checkpoint_sha256"]
+            if not checkpoint.exists() or file_sha256(checkpoint) != expected:
                 return None
             saved_arch, saved, _ = load_checkpoint(checkpoint)
-        except (DamagedFileError, KeyError) as e:
+            if file_sha256(checkpoint) != expected:  # replaced while it was read
+                return None
+        except FileNotFoundError:  # the producing run was replaced or deleted meanwhile
+            return None
+        except (DamagedFileError, KeyError, OSError) as e:
             log.warning("shared round %s unusable (%s); training the round", entry, e)
             return None
         if saved_arch.to_dict() != arch.to_dict():  # a hash collision or a bug: never reuse silently

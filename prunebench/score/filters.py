@@ -5,7 +5,7 @@ layers. One rule for every method: a channel's score is the MEAN over the group'
 per-layer score (attention: the mean over the group's activation maps, see
 ``prunebench.score.activations``), never the sum, so a channel's chance of removal does not grow or
 shrink with the number of layers its group spans. AAP's layer weight w_i follows the same rule
-(``prunebench.selection.layer_weights``).
+(``prunebench.select.channels.layer_weights``).
 """
 
 from __future__ import annotations

@@ -22,10 +22,14 @@ log = logging.getLogger("prunebench")
 ExtraLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], "torch.Tensor | None"]
 
 
+def stable_seed(*key: object) -> int:
+    """A seed from a stable hash of ``key`` (Python's hash() is salted per process)."""
+    return int(hashlib.sha256("/".join(map(str, key)).encode()).hexdigest()[:15], 16)
+
+
 def seeded_generator(*key: object) -> torch.Generator:
-    """A CPU generator seeded by a stable hash of ``key`` (Python's hash() is salted per process)."""
-    digest = hashlib.sha256("/".join(map(str, key)).encode()).hexdigest()
-    return torch.Generator().manual_seed(int(digest[:15], 16))
+    """A CPU generator seeded by ``stable_seed(*key)``."""
+    return torch.Generator().manual_seed(stable_seed(*key))
 
 
 def autocast(x: torch.Tensor, precision: str) -> torch.autocast:
@@ -106,6 +110,9 @@ def train_epochs(
         for group in optimizer.param_groups:
             group["lr"] = lr_at(epoch)
         gen = seeded_generator(*key, epoch)
+        # Dropout draws from torch's global generator: seeded per epoch too, so that a resumed or
+        # reused phase equals an uninterrupted one (a no-op for models without dropout).
+        torch.manual_seed(stable_seed(*key, epoch, "global"))
         model.train()
         finite = torch.ones((), dtype=torch.bool, device=next(model.parameters()).device)
         for x, y in tqdm(

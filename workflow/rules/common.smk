@@ -110,7 +110,11 @@ def preflight_of_run(wildcards):
 
 
 def dense_of_preflight(wildcards):
-    return os.path.join(dense_dir(wildcards.model, FIRST_SEED), paths.DENSE_RECORD)
+    """The first seed's dense model the experiment prunes (a method's own, if it has one)."""
+    run = RUN[(wildcards.model, wildcards.experiment, FIRST_SEED)]
+    return os.path.join(
+        dense_dir(wildcards.model, FIRST_SEED, run.dense_variant), paths.DENSE_RECORD
+    )
 
 
 def as_json(d):
