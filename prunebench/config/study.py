@@ -8,9 +8,11 @@ is a machine setting (``data_root``, ``data_mirror``), kept out of the run confi
 the data reruns nothing. The device (``gpu``) and the CPU threads per job (``threads``) change
 results, so every run config carries them: changing either reruns the training jobs.
 One dense model per (model, seed) serves every experiment, with a snapshot per rewind epoch the
-study's experiments use (``rewind_epochs``). A ``matched`` experiment's run of (model, seed) gets
+study's experiments use (``rewind_epochs``), but a method with its own pre-pruning training,
+which gets its own (``Run.dense_variant``). A ``matched`` experiment's run of (model, seed) gets
 the ``final.pt`` of its reference experiment's run of the same (model, seed) as an extra input
-(``Run.reference``).
+(``Run.reference``); an experiment repeating an earlier one's first rounds runs after it
+(``Run.after``) and reuses them.
 """
 
 from __future__ import annotations
