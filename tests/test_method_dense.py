@@ -40,6 +40,13 @@ def test_slimming_trains_its_own_sparse_dense_model_and_refuses_the_shared_one(t
     summary = run_experiment(config("slimming", sparsity=0.05), tmp_path / "slim", own)
     assert summary["final"]["params_reduction"] >= 40
     assert gammas(own).mean() < 0.8 * gammas(shared).mean()  # the L1 penalty on gamma worked
+    import pandas as pd
+
+    from prunebench.report.tables import write_tables
+
+    write_tables([tmp_path / "l1", tmp_path / "slim"], tmp_path / "tables")
+    dense = pd.read_csv(tmp_path / "tables" / "dense.csv")
+    assert sorted(dense["trained_by"].fillna("")) == ["", "slimming"]
     with pytest.raises(ConfigError, match="another"):  # the shared dense model is not slimming's
         run_experiment(config("slimming", sparsity=0.05), tmp_path / "slim2", shared)
 

@@ -4,7 +4,8 @@
 - ``runs.csv``: one row per run, its result round (``final``), with the stop reason, whether its
   target was met, its size target and its compute ledger (sums over all its rounds, round 0 =
   the dense training included).
-- ``dense.csv``: one row per dense model used (dataset, model, seed, accuracy, size).
+- ``dense.csv``: one row per dense model used (dataset, model, seed, accuracy, size, and
+  ``trained_by``: the method of a method's own dense model).
 - ``summary.csv``: mean and std over seeds of the result rows, per (dataset, model, method, policy,
   experiment), with the number of seeds.
 - ``paired.csv``: per AAP experiment and baseline at the same size target (or ``matched`` to it),
@@ -298,6 +299,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "flops": record["flops"],
                 "wall_s": record["wall_s"],
                 "dense_dir": str(dense_dir),
+                "trained_by": record.get("trained_by"),
             }
     runs_df = inherit_reference_targets(pd.DataFrame(runs))
     summary = summary_table(runs_df)

@@ -169,6 +169,7 @@ def train_dense(
         raise DamagedFileError(f"the dense training in {dense_dir} ended without rewind snapshots {lacking}")  # a guard
     record = {
         "dense_hash": key,
+        "trained_by": method.name if own else None,  # a method's own pre-pruning training, or none
         "arch": arch.to_dict(),
         "val_top1": evaluate(model, loaders.val, cfg.train.precision),
         "test_top1": evaluate(model, loaders.test, cfg.train.precision),
