@@ -113,16 +113,31 @@ def _cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def _cmd_methods(args: argparse.Namespace) -> None:
+    import dataclasses
+
     from prunebench.score.contract import discover_methods
     from prunebench.select.policies import all_policies
+
+    def options(cls: type) -> str:
+        def default(f: dataclasses.Field) -> str:
+            if f.default is not dataclasses.MISSING:
+                return repr(f.default)
+            if f.default_factory is not dataclasses.MISSING:
+                return repr(f.default_factory())
+            return "(required)"
+
+        return ", ".join(f"{f.name}={default(f)}" for f in dataclasses.fields(cls.Options)) or "none"
 
     print("methods:")
     for name, cls in discover_methods(args.methods_path).items():
         scope = f", scope: {cls.scope}" if cls.scope else ""
-        print(f"  {name:<14} {cls.summary}  [default policy: {cls.default_policy}{scope}]")
+        needs = f", needs: {', '.join(cls.needs)}" if cls.needs else ""
+        print(f"  {name:<14} {cls.summary}  [default policy: {cls.default_policy}{scope}{needs}]")
+        print(f"  {'':<14} method_options: {options(cls)}")
     print("policies:")
     for name, cls in all_policies().items():
         print(f"  {name:<14} {cls.summary}")
+        print(f"  {'':<14} policy_options: {options(cls)}")
 
 
 def _cmd_check_method(args: argparse.Namespace) -> None:

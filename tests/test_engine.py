@@ -64,7 +64,11 @@ def test_a_plugin_file_in_a_methods_directory_is_discovered_and_runs(tmp_path, m
     )
     monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(plugins))
     assert main(["methods"]) == 0
-    assert "last_first" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert "last_first" in listing
+    # Every method's and policy's options with their defaults, from their Options dataclasses.
+    assert "method_options: sparsity=0.0001" in listing and "needs: batch_norm" in listing
+    assert "policy_options: rate=0.2, metric='params', target=90.0, scope='global'" in listing
     out = tmp_path / "run"
     config = _write(tmp_path, "plugin", {"prune": {"method": "last_first"}})
     assert main(["run", str(config), "--out", str(out)]) == 0
