@@ -5,8 +5,8 @@ one does not (docs/ARCHITECTURE.md, "Plugin contract").
 """
 
 from prunebench.score.activations import group_statistics
-from prunebench.score.contract import Method, ScoringContext
+from prunebench.score.contract import Gates, Method, ScoringContext
 from prunebench.score.filters import filter_l1, random_scores
 from prunebench.surgery import ChannelGroup
 
-__all__ = ["ChannelGroup", "Method", "ScoringContext", "filter_l1", "group_statistics", "random_scores"]
+__all__ = ["ChannelGroup", "Gates", "Method", "ScoringContext", "filter_l1", "group_statistics", "random_scores"]

@@ -50,7 +50,15 @@ from prunebench.select.channels import (
     threshold_scale,
     threshold_weights,
 )
-from prunebench.select.policies import CountSelection, Policy, Step, Stop, ThresholdSelection, resolve_prune
+from prunebench.select.policies import (
+    CountSelection,
+    Policy,
+    ScoreThreshold,
+    Step,
+    Stop,
+    ThresholdSelection,
+    resolve_prune,
+)
 from prunebench.select.reference import bind_reference
 from prunebench.train import dense as dense_stage
 from prunebench.train.dense import to_device
@@ -100,13 +108,28 @@ def _device_for(cfg: Config) -> torch.device:
 
 
 def _score(
-    method: Method, model: nn.Module, groups: list[surgery.ChannelGroup], loaders: Loaders, cfg: Config, rnd: int
+    method: Method,
+    model: nn.Module,
+    groups: list[surgery.ChannelGroup],
+    loaders: Loaders,
+    cfg: Config,
+    rnd: int,
+    gates: dict[str, torch.Tensor] | None,
 ) -> dict[str, torch.Tensor]:
     gen = seeded_generator(cfg.seed, "score", rnd)
     batch, labels = loaders.train.sample(cfg.prune.score_batch_size or cfg.train.batch_size, gen)
     with torch.no_grad():  # a method that needs gradients enables them (see ScoringContext)
-        scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd, labels))
+        scores = method.score(ScoringContext(model.eval(), groups, batch, gen, rnd, labels, gates))
     return checked_scores(method, groups, scores, rnd)
+
+
+def _kept_gates(
+    gate_scores: dict[str, torch.Tensor] | None, arch: surgery.Architecture, groups: list[surgery.ChannelGroup]
+) -> dict[str, torch.Tensor] | None:
+    """The dense model's gate scores of the channels ``arch`` keeps (ScoringContext.gates)."""
+    if gate_scores is None:
+        return None
+    return {g.name: gate_scores[g.name][arch.kept.get(g.name, slice(None))] for g in groups}
 
 
 _SUMMARY_COLUMNS = (
@@ -222,7 +245,7 @@ def _run(
     atomic_write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), out / paths.RUN_CONFIG)
     write_json(environment_record(), out / "env.json")
     dense = dense_stage.train_dense(cfg, dense_dir, loaders, device, owner, dense_stage.snapshots_of(cfg), method)
-    arch, model = surgery.load_checkpoint(dense_dir / paths.DENSE_MODEL)[:2]
+    arch, model, extra = surgery.load_checkpoint(dense_dir / paths.DENSE_MODEL)
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
     run = _Rounds(
         cfg=cfg,
@@ -237,6 +260,7 @@ def _run(
             else None
         ),
         original={g.name: g.size for g in groups},
+        gate_scores=extra.get("gate_scores"),
         shared=shared,
         base_row={
             "run_id": cfg.name,
@@ -322,6 +346,7 @@ class _Rounds:
     dense: dict[str, Any]  # the dense model's record
     rewind_state: dict[str, torch.Tensor] | None  # the dense model after k epochs (rewind: weights)
     original: dict[str, int]  # channels per group of the dense model
+    gate_scores: dict[str, torch.Tensor] | None  # what the method's dense gates learned (Method.dense_gates)
     base_row: dict[str, Any]  # the columns every row of the run shares
     shared: RoundCache | None  # rounds shared with the study's other runs (prunebench.run.reuse)
 
@@ -354,9 +379,14 @@ class _Rounds:
         model = to_device(model, cfg, device)
         example = arch.example_input(device=device)
         groups = surgery.channel_groups(model, surgery.build_graph(model, example))
-        scores = _score(self.method, model, groups, self.loaders, cfg, rnd)
+        gates = _kept_gates(self.gate_scores, arch, groups)
+        scores = _score(self.method, model, groups, self.loaders, cfg, rnd, gates)
         rate = scale = None
-        if isinstance(step.selection, ThresholdSelection):
+        if isinstance(step.selection, ScoreThreshold):
+            threshold = step.selection.threshold
+            remove = select_by_threshold(scores, dict.fromkeys(scores, threshold), cfg.prune.min_channels)
+            how = f"every channel scoring <= {threshold:g}"
+        elif isinstance(step.selection, ThresholdSelection):
             sel = step.selection
             weights = threshold_weights(sel.weighting, model, groups, example)
             # Round 1 scores the dense model: its scores fix the threshold units for the whole run.

@@ -15,11 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from prunebench import surgery
 from prunebench.errors import MethodError
 from prunebench.score.contract import Method, ScoringContext, make_method, unmet_needs
 from prunebench.select.channels import select_by_rate
+from prunebench.train.gates import GatedModel
 
 # (model, image size, channels): the families of the zoo at their cheapest sizes.
 CHECK_MODELS: dict[str, tuple[int, int]] = {
@@ -52,10 +54,50 @@ def checked_scores(
     return {g.name: scores[g.name].detach().double().cpu() for g in groups}
 
 
-def _score(method: Method, model: torch.nn.Module, groups: list, x: torch.Tensor, y: torch.Tensor) -> dict:
+def _score(
+    method: Method, model: torch.nn.Module, groups: list, x: torch.Tensor, y: torch.Tensor, gates: dict | None
+) -> dict:
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():  # as the engine scores
-        return checked_scores(method, groups, method.score(ScoringContext(model, groups, x, gen, 1, y)), 1)
+        return checked_scores(method, groups, method.score(ScoringContext(model, groups, x, gen, 1, y, gates)), 1)
+
+
+def _check_gates(
+    method: Method,
+    model: torch.nn.Module,
+    arch: surgery.Architecture,
+    groups: list,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    model_name: str,
+) -> dict[str, torch.Tensor] | None:
+    """A method's dense gates (Method.dense_gates) on ``model``: one training step of the gated
+    model with the method's dense loss, its scores in [0, 1] of every group's size, and the
+    folded model computing what the gated one does. Returns the scores (ScoringContext.gates)."""
+    gates = method.dense_gates(model, groups)
+    if gates is None:
+        return None
+    gated = GatedModel(copy.deepcopy(model), gates, groups, arch).train()  # the scoring below sees the plain model
+    loss = F.cross_entropy(gated(x), y)
+    if (term := method.dense_loss(gated, x, None)) is not None:
+        loss = loss + term
+    loss.backward()
+    if not any(p.grad is not None and p.grad.abs().sum() > 0 for p in gates.parameters()):
+        raise MethodError(f"method {method.name!r}: its gates got no gradient on {model_name}; they cannot learn")
+    gated.zero_grad(set_to_none=True)
+    scores = gated.current()[0]
+    for g in groups:
+        s = scores.get(g.name)
+        if not isinstance(s, torch.Tensor) or s.shape != (g.size,) or not ((s >= 0) & (s <= 1)).all():
+            raise MethodError(
+                f"method {method.name!r}: its gates must give {g.size} scores in [0, 1] for group {g.name}"
+            )
+    gated.eval()
+    with torch.no_grad():
+        want, got = gated(x), gated.folded().eval()(x)
+    if not torch.allclose(want, got, rtol=1e-4, atol=1e-5):
+        raise MethodError(f"method {method.name!r}: on {model_name}, the gates do not fold into the weights exactly")
+    return scores
 
 
 def check_method(
@@ -76,13 +118,14 @@ def check_method(
         gen = torch.Generator().manual_seed(1)
         x = torch.randn(8, channels, size, size, generator=gen)
         y = torch.randint(0, 10, (8,), generator=gen)
+        gates = _check_gates(method, model, arch, groups, x, y, model_name)
         before = copy.deepcopy(model.state_dict())
-        first = _score(method, model, groups, x, y)
+        first = _score(method, model, groups, x, y, gates)
         if any(not torch.equal(before[k], v) for k, v in model.state_dict().items()):
             raise MethodError(f"method {name!r} changed the weights of {model_name} while scoring: score() must not")
         if any(p.grad is not None for p in model.parameters()):
             raise MethodError(f"method {name!r} left gradients on {model_name}: zero them (set_to_none) after use")
-        second = _score(method, model, groups, x, y)
+        second = _score(method, model, groups, x, y, gates)
         if any(not torch.equal(first[g], second[g]) for g in first):
             raise MethodError(
                 f"method {name!r} scored {model_name} differently twice: draw randomness from ctx.generator only"

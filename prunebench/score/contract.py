@@ -52,6 +52,9 @@ class ScoringContext:
     generator: torch.Generator  # seeded by (run seed, round): use it for any randomness
     round: int
     labels: torch.Tensor | None = None  # the labels of `batch` (the engine always gives them)
+    # A method with dense gates (Method.dense_gates): the scores its gates learned for the
+    # current model's channels, per group (the dense model's, indexed by the channels kept).
+    gates: dict[str, torch.Tensor] | None = None
     _points: dict[str, str] | None = field(default=None, repr=False)
 
     def attention_points(self) -> dict[str, str]:
@@ -59,6 +62,25 @@ class ScoringContext:
         if self._points is None:
             self._points = attention_points(self.model, self.groups, self.batch[:2])
         return self._points
+
+
+class Gates(nn.Module):
+    """Per-channel gates a method learns in its own pre-pruning training (PAAM's attention).
+
+    ``scores(model)`` gives every group's channels an analog score in [0, 1], computed from the
+    model as it is at that step; it is called once per forward pass while the dense model trains,
+    and the gates' parameters train with the model's (same optimiser and schedule). The engine
+    multiplies ``multipliers(scores)`` (default: the scores themselves) into each group's feature
+    maps, after its batch norms where it has them, else after its output layers, and folds them
+    into those layers' weights for every saved snapshot: the dense model then computes exactly
+    what the gated one did and has no gates. The last scores reach ``score()`` as
+    ``ScoringContext.gates``. Gates must not draw random numbers after construction."""
+
+    def scores(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def multipliers(self, scores: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return scores
 
 
 class Method:
@@ -95,14 +117,21 @@ class Method:
         method shares (``trains_dense``)."""
         return None
 
+    def dense_gates(self, model: nn.Module, groups: list[ChannelGroup]) -> Gates | None:
+        """Pre-pruning training hook: learned channel gates (``Gates``) trained with the dense
+        model from scratch. ``model`` is the freshly initialised dense model, on its device.
+        Defining it gives the method its own dense model (``trains_dense``); in ``dense_loss``,
+        ``model`` is then the gated model, whose ``.scores`` are the current batch's gate scores."""
+        return None
+
     def extra_loss(self, model: nn.Module, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor | None:
         """Training hook for during-training methods: a term added to the task loss."""
         return None
 
 
 def trains_dense(cls: type[Method]) -> bool:
-    """Whether the method has its own pre-pruning training (it defines ``dense_loss``)."""
-    return cls.dense_loss is not Method.dense_loss
+    """Whether the method has its own pre-pruning training (it defines ``dense_loss`` or ``dense_gates``)."""
+    return cls.dense_loss is not Method.dense_loss or cls.dense_gates is not Method.dense_gates
 
 
 # Requirement -> (what a channel group must have, the test).

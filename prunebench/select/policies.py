@@ -10,6 +10,7 @@ replays the same decisions.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -64,9 +65,17 @@ class CountSelection:
 
 
 @dataclass
+class ScoreThreshold:
+    """Remove every channel scoring <= ``threshold``, the same threshold for every group (one
+    global rule: how many channels each group keeps follows from its scores)."""
+
+    threshold: float
+
+
+@dataclass
 class Step:
     base_round: int
-    selection: RateSelection | ThresholdSelection | CountSelection
+    selection: RateSelection | ThresholdSelection | CountSelection | ScoreThreshold
 
 
 @dataclass
@@ -183,6 +192,31 @@ class OneShotPolicy(Policy):
         return Step(0, RateSelection(1.0, self.options.scope, (self.options.metric, self.options.target)))
 
 
+class ScoreThresholdPolicy(Policy):
+    """PAAM's rule (Babaiee et al. 2022): once, from the dense model, remove every channel whose
+    score is at most one threshold, global and the same for every layer; the cut follows from
+    the scores (for PAAM, from its gate penalty), not from a size target."""
+
+    name = "score_threshold"
+    summary = "Once, from the dense model: remove every channel scoring <= one global threshold, then retrain"
+
+    @dataclass
+    class Options:
+        threshold: float = 0.5  # PAAM: the score at which its gates switch a channel off
+
+        def __post_init__(self) -> None:
+            if not math.isfinite(self.threshold):
+                raise ValueError(f"threshold must be a finite number, got {self.threshold}")
+
+    def _next(self, history: list[RoundRecord]) -> Step | Stop:
+        if len(history) > 1:
+            return Stop("channels below the threshold removed and retrained")
+        return Step(0, ScoreThreshold(self.options.threshold))
+
+    def meets_target(self, record: RoundRecord) -> bool:
+        return record.round > 0  # no size target: the one round is the result
+
+
 class MatchedPolicy(Policy):
     """The matched-architecture control (after Liu et al. 2019, "Rethinking the value of network
     pruning"): one round from the dense model to exactly the channel counts per group of a
@@ -220,7 +254,8 @@ class MatchedPolicy(Policy):
 def all_policies() -> dict[str, type[Policy]]:
     from prunebench.select.adaptive import ADAPTIVE_POLICIES
 
-    return {p.name: p for p in (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES, MatchedPolicy)}
+    policies = (IterativePolicy, OneShotPolicy, *ADAPTIVE_POLICIES, ScoreThresholdPolicy, MatchedPolicy)
+    return {p.name: p for p in policies}
 
 
 def resolve_prune(prune: Any) -> tuple[Any, Policy]:

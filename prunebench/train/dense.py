@@ -1,10 +1,12 @@
 """The dense stage: train the unpruned model once, saving the snapshots rounds rewind to.
 
 One dense model per (model, seed, schedule) is shared by every experiment pruning it, whatever
-epoch it rewinds to, but for methods with their own pre-pruning training (``Method.dense_loss``),
-which get one of their own: ``dense.pt`` after E epochs and ``rewind_e<k>.pt`` after k epochs for every k
-asked for (the rewind-epoch ablation adds a snapshot, not a dense model). ``dense.json`` records its
-accuracy, size, cost and the snapshots it holds. Layout: :mod:`prunebench.paths`.
+epoch it rewinds to, but for methods with their own pre-pruning training (``Method.dense_loss``,
+``Method.dense_gates``), which get one of their own: ``dense.pt`` after E epochs and
+``rewind_e<k>.pt`` after k epochs for every k asked for (the rewind-epoch ablation adds a
+snapshot, not a dense model). ``dense.json`` records its accuracy, size, cost and the snapshots
+it holds. A method's learned gates are folded into the saved models' weights (prunebench.train.gates).
+Layout: :mod:`prunebench.paths`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from prunebench.errors import ConfigError, DamagedFileError
 from prunebench.io import load_torch, read_json, remove_leftovers, write_json
 from prunebench.measure.cost import complexity
 from prunebench.score.contract import Method, trains_dense
+from prunebench.train.gates import GatedModel
 from prunebench.train.loop import evaluate, train_epochs
 
 log = logging.getLogger("prunebench")
@@ -139,21 +142,26 @@ def train_dense(
     )
     torch.manual_seed(cfg.seed)
     model = to_device(surgery.instantiate(arch), cfg, device)
+    trained = _with_gates(method, model, arch, cfg, device) if own else model
     epochs = cfg.train.epochs
 
-    def snapshot(k: int, m: nn.Module) -> None:
-        surgery.save_checkpoint(paths.rewind_snapshot(dense_dir, k), arch, m, epoch=k, identity=key)
+    def plain() -> nn.Module:
+        """The dense model as saved: with a method's gates folded into its weights."""
+        return trained.folded() if isinstance(trained, GatedModel) else model
+
+    def snapshot(k: int) -> None:
+        surgery.save_checkpoint(paths.rewind_snapshot(dense_dir, k), arch, plain(), epoch=k, identity=key)
 
     _restart_past_missing_snapshots(dense_dir, key, snapshots)
     if 0 in snapshots:
-        snapshot(0, model)
+        snapshot(0)
     start = time.time()
     whose = f" with {method.name}'s pre-pruning loss" if own else ""
     log.info(
         "training dense %s%s for %d epochs (rewind snapshots after epochs %s)", cfg.model.name, whose, epochs, snapshots
     )
     images = train_epochs(
-        model,
+        trained,
         loaders.train,
         cfg.train,
         range(0, epochs),
@@ -162,9 +170,13 @@ def train_dense(
         dense_dir / paths.DENSE_TRAINING,
         key,
         extra_loss=method.dense_loss if own else None,
-        on_epoch_end=lambda e, m: snapshot(e + 1, m) if e + 1 in snapshots else None,
+        on_epoch_end=lambda e, _m: snapshot(e + 1) if e + 1 in snapshots else None,
     )
-    surgery.save_checkpoint(dense_dir / paths.DENSE_MODEL, arch, model, epoch=epochs, identity=key)
+    gates = {}
+    if isinstance(trained, GatedModel):  # the learned scores, for the method's score() (ScoringContext.gates)
+        gates = {"gate_scores": {g: s.cpu() for g, s in trained.current()[0].items()}}
+        model = trained.folded()
+    surgery.save_checkpoint(dense_dir / paths.DENSE_MODEL, arch, model, epoch=epochs, identity=key, **gates)
     if lacking := [k for k in snapshots if not _intact(paths.rewind_snapshot(dense_dir, k), key)]:
         raise DamagedFileError(f"the dense training in {dense_dir} ended without rewind snapshots {lacking}")  # a guard
     record = {
@@ -183,6 +195,15 @@ def train_dense(
     (dense_dir / paths.DENSE_TRAINING).unlink(missing_ok=True)
     log.info("dense: val %.2f%% test %.2f%%", record["val_top1"], record["test_top1"])
     return record
+
+
+def _with_gates(
+    method: Method, model: nn.Module, arch: surgery.Architecture, cfg: Config, device: torch.device
+) -> nn.Module:
+    """``model`` with the method's dense gates (Method.dense_gates), or ``model`` if it has none."""
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
+    gates = method.dense_gates(model, groups)
+    return model if gates is None else to_device(GatedModel(model, gates, groups, arch), cfg, device)
 
 
 def _intact(path: Path, key: str) -> bool:
