@@ -130,7 +130,7 @@ class AttentionGates(Gates):
         gates = {}
         for g, s in scores.items():
             on = (s > THRESHOLD) | (torch.arange(len(s), device=s.device) == s.argmax())
-            gates[g] = on.to(s.dtype) + s - s.detach()
+            gates[g] = on.to(s.dtype) + (s - s.detach())  # exactly 0 or 1 forward
         return gates
 
 
