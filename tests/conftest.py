@@ -1,10 +1,31 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def dense_killed_after(epochs: int) -> Iterator[None]:
+    """Inside the block, the dense stage's training stops with a KeyboardInterrupt after
+    ``epochs`` epochs, its checkpoint written (as after a Ctrl-C)."""
+    import prunebench.train.dense
+
+    real = prunebench.train.dense.train_epochs
+
+    def killed(model, batches, train, _epochs, *args, **kwargs):
+        real(model, batches, train, range(0, epochs), *args, **kwargs)
+        raise KeyboardInterrupt
+
+    prunebench.train.dense.train_epochs = killed
+    try:
+        yield
+    finally:
+        prunebench.train.dense.train_epochs = real
 
 
 @pytest.fixture(autouse=True)

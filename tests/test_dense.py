@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from conftest import TINY
+from conftest import TINY, dense_killed_after
 
 from prunebench.cli import main
 from prunebench.config.run import config_from_dict, dense_hash
@@ -72,23 +72,13 @@ def test_a_shared_dense_model_without_the_snapshot_a_run_needs_is_refused_with_t
     assert main(["run", str(k1), "--out", str(tmp_path / "run"), "--dense", str(shared)]) == 0
 
 
-def test_an_interrupted_dense_training_asked_for_an_earlier_snapshot_starts_over(tmp_path, monkeypatch, caplog):
+def test_an_interrupted_dense_training_asked_for_an_earlier_snapshot_starts_over(tmp_path, caplog):
     """Killed after epoch 2, then asked (a rewind epoch added to the study) for a snapshot after
     epoch 1: resuming at epoch 2 would never save it."""
-    import prunebench.train.dense
-
     cfg = config_from_dict({**copy.deepcopy(TINY), "train": {**TINY["train"], "epochs": 3, "rewind_epoch": 0}})
-    real = prunebench.train.dense.train_epochs
-
-    def killed_after_epoch_2(model, batches, train, epochs, *args, **kwargs):
-        real(model, batches, train, range(0, 2), *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(prunebench.train.dense, "train_epochs", killed_after_epoch_2)
-    with pytest.raises(KeyboardInterrupt):
+    with dense_killed_after(2), pytest.raises(KeyboardInterrupt):
         dense_only(cfg, tmp_path / "dense", rewind_epochs=[0])
     assert (tmp_path / "dense/training.pt").exists()
-    monkeypatch.setattr(prunebench.train.dense, "train_epochs", real)
     with caplog.at_level(logging.WARNING, logger="prunebench"):
         dense_only(cfg, tmp_path / "dense", rewind_epochs=[0, 1])
     assert "past rewind snapshot(s) [1] it does not hold; training from epoch 0" in caplog.text

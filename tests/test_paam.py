@@ -9,10 +9,9 @@ import copy
 
 import pytest
 import torch
-from conftest import TINY
+from conftest import TINY, dense_killed_after
 from torch import nn
 
-import prunebench.train.dense
 from prunebench import surgery
 from prunebench.config.run import config_from_dict
 from prunebench.errors import ConfigError
@@ -127,20 +126,12 @@ def test_a_paam_run_prunes_exactly_the_channels_its_gates_switched_off(tmp_path)
 
 
 @pytest.mark.slow
-def test_an_interrupted_gated_dense_training_resumes_to_the_same_model(tmp_path, monkeypatch):
+def test_an_interrupted_gated_dense_training_resumes_to_the_same_model(tmp_path):
     cfg = paam_config(epochs=3, rewind_epoch=1)
-    real = prunebench.train.dense.train_epochs
-
-    def killed_after_epoch_1(model, batches, train, epochs, *args, **kwargs):
-        real(model, batches, train, range(0, 1), *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(prunebench.train.dense, "train_epochs", killed_after_epoch_1)
-    with pytest.raises(KeyboardInterrupt):
+    with dense_killed_after(1), pytest.raises(KeyboardInterrupt):
         dense_only(cfg, tmp_path / "killed")
     saved = load_torch(tmp_path / "killed/training.pt")
     assert any(k.startswith("gates.") for k in saved["model"])  # the gates' state is resumed too
-    monkeypatch.setattr(prunebench.train.dense, "train_epochs", real)
     dense_only(cfg, tmp_path / "killed")
     dense_only(cfg, tmp_path / "whole")
     for d in ("killed", "whole"):
