@@ -128,16 +128,18 @@ def _cmd_methods(args: argparse.Namespace) -> None:
 
         return ", ".join(f"{f.name}={default(f)}" for f in dataclasses.fields(cls.Options)) or "none"
 
+    methods, policies = discover_methods(args.methods_path), all_policies()
+    w = max(map(len, [*methods, *policies]))
     print("methods:")
-    for name, cls in discover_methods(args.methods_path).items():
+    for name, cls in methods.items():
         scope = f", scope: {cls.scope}" if cls.scope else ""
         needs = f", needs: {', '.join(cls.needs)}" if cls.needs else ""
-        print(f"  {name:<14} {cls.summary}  [default policy: {cls.default_policy}{scope}{needs}]")
-        print(f"  {'':<14} method_options: {options(cls)}")
+        print(f"  {name:<{w}} {cls.summary}  [default policy: {cls.default_policy}{scope}{needs}]")
+        print(f"  {'':<{w}} method_options: {options(cls)}")
     print("policies:")
-    for name, cls in all_policies().items():
-        print(f"  {name:<14} {cls.summary}")
-        print(f"  {'':<14} policy_options: {options(cls)}")
+    for name, cls in policies.items():
+        print(f"  {name:<{w}} {cls.summary}")
+        print(f"  {'':<{w}} policy_options: {options(cls)}")
 
 
 def _cmd_check_method(args: argparse.Namespace) -> None:
