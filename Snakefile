@@ -21,6 +21,7 @@ include: "workflow/rules/dense.smk"
 include: "workflow/rules/prune.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         rules.latency.output if LATENCY["enabled"] else [],
         rules.figures.output,
         rules.jobs.output,
+        rules.report.output,

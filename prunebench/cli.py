@@ -92,6 +92,16 @@ def _cmd_figures(args: argparse.Namespace) -> None:
         print(path)
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from prunebench.config.run import read_config
+    from prunebench.config.study import check_study
+    from prunebench.report.paper import write_report
+
+    study = read_config(args.study)
+    check_study(study)
+    print(write_report(study, Path(args.results or study["results"])))
+
+
 def _cmd_preflight(args: argparse.Namespace) -> int:
     from prunebench.config.run import config_from_dict, read_config
     from prunebench.config.study import check_study
@@ -316,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     figures.add_argument("tables", help="directory with rounds.csv, runs.csv, layers.csv (and latency.csv)")
     figures.add_argument("--out", required=True, help="directory for the figures")
     figures.set_defaults(func=_cmd_figures)
+
+    report = sub.add_parser(
+        "report", help="a study's paper tables (Markdown, LaTeX) and REPORT.md: published numbers beside ours"
+    )
+    report.add_argument("study", help="the study config (its experiments' published: keys name the rows)")
+    report.add_argument("--results", help="the study's results directory (default: its results key)")
+    report.set_defaults(func=_cmd_report)
 
     pre = sub.add_parser(
         "preflight", help="check that a study's AAP thresholds reach the dense models' scores within the budget"

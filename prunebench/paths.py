@@ -13,6 +13,7 @@ A study's results directory::
     tables/<name>.csv                   the study's tables (TABLES, LATENCY_TABLE, JOBS_TABLE)
     logs/<job>.log  benchmarks/<job>.tsv
     figures/<name>.<format>             unless the study's ``figures`` key names another place
+    REPORT.md, report/<artifact>.md|tex the paper's tables, published beside ours (prunebench.report.paper)
 """
 
 from __future__ import annotations
@@ -70,6 +71,15 @@ def table_file(results: str, name: str) -> str:
 def figures_dir(results: str, figures: str | None) -> str:
     """A study's figures: its ``figures`` key, else ``<results>/figures``."""
     return figures or f"{results}/figures"
+
+
+def report_file(results: str) -> str:
+    """The study's reproduction report; its paper tables are in ``report_dir``."""
+    return f"{results}/REPORT.md"
+
+
+def report_dir(results: str) -> str:
+    return f"{results}/report"
 
 
 def preflight_report(results: str, model: str, experiment: str) -> str:

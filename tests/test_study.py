@@ -118,6 +118,13 @@ def test_where_data_lives_stays_out_of_run_configs_but_device_and_threads_are_in
         (lambda s: s["per_model"].update(lenet5={"data": {"dataset": "mnist"}}), "one dataset"),
         (lambda s: s["experiments"].update({"ilp_{k}": s["experiments"]["ilp"]}), "does not match"),  # a wildcard
         (lambda s: s.update(threads=0), "0 is less than the minimum of 1"),  # the JSON schema, in the same path
+        (
+            lambda s: s["experiments"]["ilp"].update(
+                published={"artifact": "table5", "method": "AAP", "target": "params 80%"}
+            ),
+            "published table5 AAP / 'params 80%' names no row.*that artifact has: .*AAP / params 99%",
+        ),  # fmt: skip
+        (lambda s: s["experiments"]["ilp"].update(published={"artifact": "table5"}), "published must be a mapping"),
     ],
 )
 def test_bad_studies_name_the_problem(edit, message):

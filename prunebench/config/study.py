@@ -39,7 +39,7 @@ STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
     "base", "per_model", "experiments",
 )  # fmt: skip
-EXPERIMENT_KEYS = ("prune", "train", "models")
+EXPERIMENT_KEYS = ("prune", "train", "models", "published")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.
 EXPERIMENT_TRAIN_KEYS = ("rewind", "rewind_epoch", "finetune_lr")
 # The study keys that say where data lives: machine settings of every run, never its identity.
@@ -100,7 +100,7 @@ def _model_base(study: dict[str, Any], model: str, seed: int) -> dict[str, Any]:
 def run_config(study: dict[str, Any], model: str, experiment: str, seed: int) -> dict[str, Any]:
     """The full run config of one pruning run (without machine settings)."""
     exp = study["experiments"][experiment]
-    cfg = merge(_model_base(study, model, seed), {k: v for k, v in exp.items() if k != "models"})
+    cfg = merge(_model_base(study, model, seed), {k: v for k, v in exp.items() if k not in ("models", "published")})
     # Latency is measured by the study's own `latency` job, alone on the machine; measured
     # inside training jobs it would depend on what else runs at the time.
     cfg = merge(cfg, {"name": f"{model}-{experiment}-seed{seed}", "measure": {"latency": False}})
@@ -226,6 +226,9 @@ def check_study(study: dict[str, Any]) -> list[Run]:
                 after = after if after != experiment else None
                 runs.append(Run(model, experiment, int(seed), reference, adaptive, snapshot, after, variant))
     _check_references(study, runs)
+    from prunebench.report.paper import check_selectors
+
+    check_selectors(study)  # the published rows an experiment claims to reproduce exist
     return runs
 
 

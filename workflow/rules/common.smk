@@ -7,6 +7,7 @@ from prunebench.errors import PrunebenchError
 from prunebench import paths
 from prunebench.config import study
 from prunebench.data.datasets import CACHE_FORMAT
+from prunebench.report.paper import PUBLISHED_CSV, selectors
 
 try:
     # Keys, the JSON schema (filling in its defaults), every run.
@@ -20,6 +21,8 @@ THREADS = config["threads"]
 GPUS = 1 if config["gpu"] else 0
 RUN = {(r.model, r.experiment, r.seed): r for r in RUNS}
 FIRST_SEED = config["seeds"][0]
+# The published rows the study's experiments reproduce (their published: keys).
+REPORT_SELECTORS = selectors(config)
 
 
 # A model, seed or dense variant is one path component.
@@ -63,7 +66,7 @@ BENCHMARK = {
     "method_dense": job_benchmark("dense/{model}/{variant}-seed{seed}"),
     "preflight": job_benchmark("preflight/{model}-{experiment}"),
     "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
-    **{rule: job_benchmark(rule) for rule in ("tables", "latency", "figures")},
+    **{name: job_benchmark(name) for name in ("tables", "latency", "figures", "report")},
 }
 
 
@@ -152,7 +155,7 @@ def benchmarked_jobs():
     jobs += [("tables", {})] + (
         [("latency", {})] if config["latency"]["enabled"] else []
     )
-    jobs += [("figures", {})]
+    jobs += [("figures", {}), ("report", {})]
     return [
         {"rule": rule, **wc, "benchmark": BENCHMARK[rule].format(**wc)}
         for rule, wc in jobs

@@ -1,0 +1,299 @@
+"""The paper's tables with the published numbers beside ours: ``prunebench report`` and the
+workflow's ``report`` rule write, per study, ``report/<artifact>.md`` and ``.tex`` (booktabs) and
+``REPORT.md``.
+
+The published numbers are data (``configs/paper/published.csv``, one row per number). A study
+experiment names the published rows it reproduces with ``published: {artifact, method, target}``
+(optionally ``model`` and ``dataset``, which default to the run's); every published row of the
+same artifact and (model, dataset) is shown, ours beside it where an experiment reproduces it,
+marked "quoted" where it comes from another paper we did not run, and "not run" where it is the
+AAP paper's own and no experiment reproduces it. Our accuracy loss is each run's test top-1
+against its own dense model (``test_drop``), mean ± std over seeds; "Δ" is ours minus published.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from prunebench import paths
+from prunebench.errors import ConfigError
+from prunebench.io import atomic_write_text
+
+PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "configs" / "paper" / "published.csv"
+THIS_PAPER = "Zhao et al. 2023 (this paper)"
+# Published metric -> (column heading, our summary.csv column); None: we do not measure it here.
+METRICS: dict[str, tuple[str, str | None]] = {
+    "acc_drop": ("Acc. ↓ (%)", "test_drop"),
+    "params_reduction": ("Params. ↓ (%)", "params_reduction"),
+    "flops_reduction": ("FLOPs ↓ (%)", "flops_reduction"),
+    "speedup": ("Speedup (x)", None),
+}
+SELECTOR_KEYS = {"artifact", "method", "target", "model", "dataset"}
+
+
+@dataclass(frozen=True)
+class Selector:
+    """One experiment's claim to reproduce the published row(s) of ``artifact`` / ``method`` /
+    ``target`` for (``model``, ``dataset``) with its runs on ``run_model`` / ``run_dataset``."""
+
+    experiment: str
+    artifact: str
+    method: str
+    target: str
+    model: str
+    dataset: str
+    run_model: str
+    run_dataset: str
+
+
+def load_published(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
+    if not path.exists():
+        raise ConfigError(f"the published numbers are not at {path}: run from a clone of the repository")
+    # Values as printed ("0.00", "56.30"): strings, compared as numbers where ours are beside them.
+    return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def selectors(study: dict[str, Any]) -> list[Selector]:
+    """Every (experiment, model) x published selector of ``study``, checked for its keys."""
+    from prunebench.config.study import experiment_models
+
+    dataset = study["base"]["data"]["dataset"]
+    out = []
+    for name, exp in study["experiments"].items():
+        given = exp.get("published") or []
+        for sel in given if isinstance(given, list) else [given]:
+            if (
+                not isinstance(sel, dict)
+                or not {"artifact", "method", "target"} <= set(sel)
+                or set(sel) - SELECTOR_KEYS
+            ):
+                raise ConfigError(
+                    f"experiment {name!r}: published must be a mapping (or a list of them) with artifact, method, "
+                    f"target and optionally model, dataset; got {sel!r}"
+                )
+            for model in experiment_models(study, name):
+                out.append(
+                    Selector(
+                        name,
+                        str(sel["artifact"]),
+                        str(sel["method"]),
+                        str(sel["target"]),
+                        str(sel.get("model", model)),
+                        str(sel.get("dataset", dataset)),
+                        model,
+                        dataset,
+                    )
+                )
+    return out
+
+
+def check_selectors(study: dict[str, Any], published: pd.DataFrame | None = None) -> None:
+    """Refuse a ``published`` selector that names no published row for any of its models."""
+    published = load_published() if published is None else published
+    by_experiment: dict[tuple[str, str, str, str], list[Selector]] = {}
+    for s in selectors(study):
+        by_experiment.setdefault((s.experiment, s.artifact, s.method, s.target), []).append(s)
+    for (experiment, artifact, method, target), sels in by_experiment.items():
+        if not any(not _rows(published, s).empty for s in sels):
+            there = published[(published.artifact == artifact) & published.model.isin({s.model for s in sels})]
+            choices = sorted({f"{m} / {t}" for m, t in zip(there.method, there.target, strict=True) if t})
+            raise ConfigError(
+                f"experiment {experiment!r}: published {artifact} {method} / {target!r} names no row of "
+                f"{PUBLISHED_CSV.name} for model(s) {sorted({s.model for s in sels})}; "
+                f"that artifact has: {', '.join(choices) or 'no rows for these models'}"
+            )
+
+
+def _rows(published: pd.DataFrame, s: Selector) -> pd.DataFrame:
+    p = published
+    return p[
+        (p.artifact == s.artifact)
+        & (p.model == s.model)
+        & (p.dataset == s.dataset)
+        & (p.method == s.method)
+        & (p.target == s.target)
+    ]
+
+
+def _mean_std(mean: float, std: float, n: int) -> str:
+    if math.isnan(mean):
+        return "-"
+    return f"{mean:.2f} ± {std:.2f}" if n > 1 and not math.isnan(std) else f"{mean:.2f}"
+
+
+def paper_tables(
+    study: dict[str, Any], summary: pd.DataFrame, dense: pd.DataFrame, published: pd.DataFrame
+) -> dict[str, pd.DataFrame]:
+    """Per artifact a table: one row per published (model, method, target), its published
+    numbers, ours (mean ± std over seeds) and the difference, where an experiment reproduces it."""
+    sels = selectors(study)
+    tables = {}
+    for artifact in sorted({s.artifact for s in sels}):
+        pairs = {(s.model, s.dataset): (s.run_model, s.run_dataset) for s in sels if s.artifact == artifact}
+        mine = {(s.model, s.dataset, s.method, s.target): s for s in sels if s.artifact == artifact}
+        rows = published[
+            (published.artifact == artifact)
+            & pd.Series(
+                [(m, d) in pairs for m, d in zip(published.model, published.dataset, strict=True)],
+                index=published.index,
+            )
+        ]
+        metrics = [m for m in METRICS if m in set(rows.metric)]
+        out = []
+        for (model, dataset), group in rows.groupby(["model", "dataset"], sort=False):
+            run_model, run_dataset = pairs[(model, dataset)]
+            ours_dense = dense[
+                (dense.model == run_model) & (dense.dataset == run_dataset) & (dense.trained_by.fillna("") == "")
+            ]
+            for r in group[group.method == "dense"].itertuples():
+                out.append(
+                    {
+                        "model": model,
+                        "target": "",
+                        "method": "dense",
+                        "source": r.source,
+                        "experiment": "",
+                        "status": "reproduced" if len(ours_dense) else "not run",
+                        "top-1 (%) published": r.value,
+                        "top-1 (%) ours": _mean_std(
+                            ours_dense.test_top1.mean(), ours_dense.test_top1.std(), len(ours_dense)
+                        ),
+                    }
+                )
+            for (method, target), g in group[group.method != "dense"].groupby(["method", "target"], sort=False):
+                values = dict(zip(g.metric, g.value, strict=True))
+                sel = mine.get((model, dataset, method, target))
+                ours = (
+                    summary[
+                        (summary.experiment == sel.experiment)
+                        & (summary.model == run_model)
+                        & (summary.dataset == run_dataset)
+                    ]
+                    if sel
+                    else summary.iloc[0:0]
+                )
+                source = g.source.iloc[0]
+                if len(ours):
+                    status = "reproduced"
+                elif sel:
+                    status = "not run (no results yet)"
+                else:
+                    status = "not run" if source == THIS_PAPER else "quoted"
+                row = {
+                    "model": model,
+                    "target": target,
+                    "method": method,
+                    "source": source,
+                    "experiment": sel.experiment if sel else "",
+                    "status": status,
+                }
+                o = ours.iloc[0] if len(ours) else None
+                for metric in metrics:
+                    heading, column = METRICS[metric]
+                    published_value = float(values[metric]) if metric in values else math.nan
+                    row[f"{heading} published"] = values.get(metric, "-")
+                    if o is not None and column is not None:
+                        mean, std = float(o[f"{column}_mean"]), float(o[f"{column}_std"])
+                        row[f"{heading} ours"] = _mean_std(mean, std, int(o.seeds))
+                        row[f"{heading} Δ"] = (
+                            f"{mean - published_value:+.2f}" if not math.isnan(published_value) else "-"
+                        )
+                    else:
+                        row[f"{heading} ours"] = "not measured" if o is not None else "-"
+                        row[f"{heading} Δ"] = "-"
+                row["target met"] = f"{int(o.target_met)}/{int(o.seeds)}" if o is not None else "-"
+                row["epochs"] = f"{o.train_epochs_total_mean:.0f}" if o is not None else "-"
+                out.append(row)
+        tables[artifact] = pd.DataFrame(out).fillna("")
+    return tables
+
+
+def markdown(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+
+
+def _tex(value: Any) -> str:
+    s = str(value).replace("\\", r"\textbackslash{}")
+    for a, b in (
+        ("&", r"\&"),
+        ("%", r"\%"),
+        ("_", r"\_"),
+        ("#", r"\#"),
+        ("±", r"$\pm$"),
+        ("↓", r"$\downarrow$"),
+        ("Δ", r"$\Delta$"),
+    ):
+        s = s.replace(a, b)
+    return s
+
+
+def latex(df: pd.DataFrame, caption: str) -> str:
+    """A booktabs table (needs ``\\usepackage{booktabs}``)."""
+    lines = [
+        r"\begin{table}[t]",
+        r"\centering",
+        r"\small",
+        rf"\caption{{{_tex(caption)}}}",
+        r"\begin{tabular}{" + "l" * 5 + "r" * (len(df.columns) - 5) + "}",
+        r"\toprule",
+        " & ".join(_tex(c) for c in df.columns) + r" \\",
+        r"\midrule",
+        *(" & ".join(_tex(v) for v in row) + r" \\" for row in df.itertuples(index=False)),
+        r"\bottomrule",
+        r"\end{tabular}",
+        r"\end{table}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame | None = None) -> Path:
+    """Write ``results/report/<artifact>.md|.tex`` and ``results/REPORT.md`` from the study's
+    tables; returns the path of REPORT.md."""
+    published = load_published() if published is None else published
+    check_selectors(study, published)
+    tables_dir = Path(paths.table_file(str(results), "summary")).parent
+    summary = pd.read_csv(tables_dir / "summary.csv")
+    dense = pd.read_csv(tables_dir / "dense.csv", dtype={"trained_by": str})
+    tables = paper_tables(study, summary, dense, published)
+    report_dir = Path(paths.report_dir(str(results)))
+    report_dir.mkdir(parents=True, exist_ok=True)
+    parts = [
+        f"# Reproduction report: `{results}`\n",
+        f"Seeds {', '.join(map(str, study['seeds']))}; models {', '.join(study['models'])}; dataset "
+        f"{study['base']['data']['dataset']}. Published numbers: `configs/paper/{PUBLISHED_CSV.name}` "
+        "(Zhao et al. 2023 and the works it quotes; see `configs/paper/published.md` for garbled cells). "
+        "Ours: `tables/summary.csv`, mean ± std over seeds; accuracy loss is each run's test top-1 "
+        "against its own dense model; Δ is ours minus published; decisions used the validation split only.\n",
+    ]
+    if not tables:
+        parts.append("No experiment of this study names a published row (`published:` in its config).\n")
+    for artifact, df in tables.items():
+        title = artifact.replace("table", "Table ").replace("fig", "Figure ")
+        caption = f"{title} of the AAP paper, published beside this study's reproduction ({results.name})."
+        atomic_write_text(markdown(df), report_dir / f"{artifact}.md")
+        atomic_write_text(latex(df, caption), report_dir / f"{artifact}.tex")
+        parts += [f"## {title}\n", markdown(df)]
+    compute = summary[["model", "experiment", "method", "policy", "seeds"]].assign(
+        **{
+            heading: summary[column].round().astype("Int64")
+            for heading, column in (
+                ("epochs", "train_epochs_total_mean"),
+                ("images", "images_seen_mean"),
+                ("train s", "train_wall_s_mean"),
+            )
+        }
+    )
+    parts += [
+        "## Compute of every experiment\n",
+        "Epochs, images and seconds of training per run (mean over seeds), the dense training included.\n",
+        markdown(compute),
+    ]
+    out = Path(paths.report_file(str(results)))
+    atomic_write_text("\n".join(parts), out)
+    return out

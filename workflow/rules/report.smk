@@ -1,0 +1,20 @@
+# The paper's tables with the published numbers beside ours, and REPORT.md (prunebench.report.paper).
+
+
+rule report:
+    input:
+        tables=rules.tables.output,
+        published=PUBLISHED_CSV,
+    output:
+        paths.report_file(RESULTS),
+    log:
+        job_log("report"),
+    benchmark:
+        BENCHMARK["report"]
+    conda:
+        "../../environment.yml"
+    params:
+        # What the report shows of the study: a changed published: mapping writes it again.
+        selectors=as_json([s.__dict__ for s in REPORT_SELECTORS]),
+    script:
+        "../scripts/report.py"
