@@ -137,8 +137,15 @@ def test_the_report_puts_the_published_numbers_beside_the_reproduced_ones(smoke)
     assert "99.11" in rows["dense"] and f"{dense.mean():.2f} ± {dense.std():.2f}" in rows["dense"]
     tex = (results / "report/table5.tex").read_text()
     assert "\\toprule" in tex and "99.34" in tex and "$\\pm$" in tex
+    # Table 1 as the study ran it (from runs.csv), beside the paper's LeNet-5 / MNIST row.
+    schedule = (results / "report/table1.md").read_text().splitlines()[2]
+    # ours, then the paper's: lr, milestones, epochs, weight decay, batch size
+    assert schedule == (
+        "| synthetic | lenet5 | lenet5 / mnist | 0.05 | 0.1 | none | N/A | 3 | 100 | 0.0 | 0.0 | 50 | 256 |"
+    )
     report = (results / "REPORT.md").read_text()
     assert "## Table 5" in report and aap in report and "## Compute of every experiment" in report
+    assert schedule in report
 
 
 def test_matched_runs_keep_their_reference_architecture(smoke):

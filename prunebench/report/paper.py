@@ -165,7 +165,11 @@ def paper_tables(
                         ),
                     }
                 )
-            for (method, target), g in group[group.method != "dense"].groupby(["method", "target"], sort=False):
+            pruned = group[group.method != "dense"]
+            # Table 6 and Fig. 6 give two pruned models per (method, target): their rows share the
+            # flag note "pruned model i of 2", which keeps them apart here.
+            entry = pruned.flag.str.extract(r"(pruned model \d of 2)")[0].fillna("")
+            for (method, target, _), g in pruned.groupby([pruned.method, pruned.target, entry], sort=False):
                 values = dict(zip(g.metric, g.value, strict=True))
                 sel = mine.get((model, dataset, method, target))
                 ours = (
@@ -179,7 +183,9 @@ def paper_tables(
                 )
                 source = g.source.iloc[0]
                 if len(ours):
-                    status = "reproduced"
+                    met, n = int(ours.iloc[0].target_met), int(ours.iloc[0].seeds)
+                    # A run that missed its target returns another size (often the dense model).
+                    status = "reproduced" if met == n else f"target missed in {n - met} of {n} seeds"
                 elif sel:
                     status = "not run (no results yet)"
                 else:
@@ -211,6 +217,36 @@ def paper_tables(
                 out.append(row)
         tables[artifact] = pd.DataFrame(out).fillna("")
     return tables
+
+
+TABLE1_KEYS = {  # runs.csv column -> configs/paper/table1.csv key
+    "train_lr": "init_lr",
+    "train_milestones": "lr_decay_epochs",
+    "train_epochs": "epochs",
+    "train_weight_decay": "weight_decay",
+    "train_batch_size": "batch_size",
+}
+
+
+def table1(study: dict[str, Any], runs: pd.DataFrame, paper: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 as this study ran it: per (dataset, model) the schedule of its runs (one line per
+    distinct schedule) beside the paper's, found by the pairs the study's published: keys map
+    (else by the same model and dataset names)."""
+    to_paper = {(s.run_model, s.run_dataset): (s.model, s.dataset) for s in selectors(study)}
+    out = []
+    # An empty cell is an empty list: no learning-rate decay (the paper's "N/A").
+    schedules = runs[["dataset", "model", *TABLE1_KEYS]].fillna("none").astype(str).drop_duplicates()
+    for r in schedules.itertuples(index=False):
+        model, dataset = to_paper.get((r.model, r.dataset), (r.model, r.dataset))
+        rows = paper[(paper.model == model) & (paper.dataset == dataset)]
+        batch = paper[(paper.model == "all") & (paper.dataset == dataset) & (paper.key == "batch_size")]
+        published = dict(zip(rows.key, rows.value, strict=True)) | dict(zip(batch.key, batch.value, strict=True))
+        row = {"dataset": r.dataset, "model": r.model, "paper's row": f"{model} / {dataset}" if published else "none"}
+        for column, key in TABLE1_KEYS.items():
+            row[f"{key} ours"] = getattr(r, column)
+            row[f"{key} paper"] = published.get(key, "-")
+        out.append(row)
+    return pd.DataFrame(out)
 
 
 def markdown(df: pd.DataFrame) -> str:
@@ -279,6 +315,20 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
         atomic_write_text(markdown(df), report_dir / f"{artifact}.md")
         atomic_write_text(latex(df, caption), report_dir / f"{artifact}.tex")
         parts += [f"## {title}\n", markdown(df)]
+    runs = pd.read_csv(tables_dir / "runs.csv")
+    if missing := sorted(set(TABLE1_KEYS) - set(runs.columns)):
+        raise ConfigError(
+            f"{tables_dir / 'runs.csv'} has no columns {missing} (written by an older prunebench): write the "
+            "tables again with `prunebench tables` (in a study: snakemake --forcerun tables)"
+        )
+    paper_table1 = pd.read_csv(PUBLISHED_CSV.with_name("table1.csv"), dtype=str, keep_default_na=False)
+    schedule = table1(study, runs, paper_table1)
+    atomic_write_text(markdown(schedule), report_dir / "table1.md")
+    atomic_write_text(
+        latex(schedule, f"Table 1 as this study ran it ({results.name}), beside the paper's."),
+        report_dir / "table1.tex",
+    )
+    parts += ["## Table 1: the schedules this study ran, beside the paper's\n", markdown(schedule)]
     compute = summary[["model", "experiment", "method", "policy", "seeds"]].assign(
         **{
             heading: summary[column].round().astype("Int64")

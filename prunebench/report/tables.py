@@ -44,6 +44,8 @@ COMPARISON_COLUMNS = [
     "dataset", "model", "experiment", "target_metric", "target", "role", "baseline", "baselines",
     "aap_seeds", "baseline_seeds", *(f"aap_{c}" for c in COMPARED), *(f"baseline_{c}" for c in COMPARED),
 ]  # fmt: skip
+# The run's training schedule in runs.csv (train_<key>; milestones as "91 136"): Table 1's columns.
+SCHEDULE_KEYS = ("lr", "milestones", "epochs", "weight_decay", "batch_size")
 # Policies with a size target: the metric they fix (None: policy_options.metric).
 SIZE_TARGET_POLICIES = {"iterative": None, "one_shot": None, "aap_params": "params", "aap_flops": "flops"}
 
@@ -85,6 +87,11 @@ def _target_columns(policy: str, prune: dict[str, Any]) -> dict[str, Any]:
     metric, target = size_target(policy, options)
     reference = options.get("reference") if policy == "matched" else None
     return {"target_metric": metric, "target": target, "reference": reference}
+
+
+def _cell(value: Any) -> Any:
+    """A config value as one CSV cell: a list as its items separated by spaces."""
+    return " ".join(map(str, value)) if isinstance(value, list) else value
 
 
 def _ledger(rounds: pd.DataFrame) -> dict[str, float]:
@@ -275,6 +282,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 **_ledger(r),
                 **_target_columns(final["policy"], config["prune"]),
                 "rewind_epoch": config["train"]["rewind_epoch"],
+                **{f"train_{key}": _cell(config["train"][key]) for key in SCHEDULE_KEYS},
             }
         )
         dense_dir = Path(run["dense_dir"])

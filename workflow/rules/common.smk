@@ -66,7 +66,9 @@ BENCHMARK = {
     "method_dense": job_benchmark("dense/{model}/{variant}-seed{seed}"),
     "preflight": job_benchmark("preflight/{model}-{experiment}"),
     "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
-    **{name: job_benchmark(name) for name in ("tables", "latency", "figures", "report")},
+    **{
+        name: job_benchmark(name) for name in ("tables", "latency", "figures", "report")
+    },
 }
 
 
