@@ -146,6 +146,19 @@ def test_the_report_puts_the_published_numbers_beside_the_reproduced_ones(smoke)
     report = (results / "REPORT.md").read_text()
     assert "## Table 5" in report and aap in report and "## Compute of every experiment" in report
     assert schedule in report
+    # The paper's claims as measured verdicts (the study tests few of them), and its deviations.
+    claims = {
+        line.split(" | ")[0].lstrip("| "): line for line in (results / "report/claims.md").read_text().splitlines()
+    }
+    assert (
+        " | yes | 4 |  | lenet5 aap_p: 2 of 2 runs; lenet5 aap_params: 2 of 2 runs |"
+        in claims["targets met automatically"]
+    )
+    assert "aap_params − ilp: " in claims["AAP beats the baselines"]
+    assert "| not run | 0 |  | needs " in claims["mean > max > sum"]
+    assert "## The paper's claims, measured" in report and claims["real speedup"] in report
+    assert "- Schedule: lenet5 on synthetic (paper's lenet5 / mnist): init_lr 0.05 (paper 0.1), epochs 3" in report
+    assert "- Validation split: 100 training images" in report
 
 
 def test_matched_runs_keep_their_reference_architecture(smoke):

@@ -135,9 +135,8 @@ def speedup(latency: pd.DataFrame | None) -> plt.Figure:
     if latency is None or latency.empty:
         return _empty("latency was not measured in this study")
     keys = ["run_id", "threads"]
-    dense = latency[latency["variant"] == "dense"].set_index(keys)[["flops", "latency_ms"]]
-    final = latency[latency["variant"] == "final"].set_index(keys)
-    pairs = final.join(dense, rsuffix="_dense").reset_index()
+    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
+    pairs = latency[latency["variant"] == "final"].merge(dense, on=keys, suffixes=("", "_dense"))
     fig, ax = plt.subplots(figsize=(5.5, 4))
     markers = "osd^v<>"
     for i, ((model, threads), g) in enumerate(pairs.groupby(["model", "threads"])):

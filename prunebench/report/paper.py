@@ -23,6 +23,8 @@ import pandas as pd
 from prunebench import paths
 from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
+from prunebench.report.claims import claims_table
+from prunebench.report.deviations import deviations
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "configs" / "paper" / "published.csv"
 THIS_PAPER = "Zhao et al. 2023 (this paper)"
@@ -316,7 +318,7 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
         atomic_write_text(latex(df, caption), report_dir / f"{artifact}.tex")
         parts += [f"## {title}\n", markdown(df)]
     runs = pd.read_csv(tables_dir / "runs.csv")
-    if missing := sorted(set(TABLE1_KEYS) - set(runs.columns)):
+    if missing := sorted({*TABLE1_KEYS, "method_options"} - set(runs.columns)):
         raise ConfigError(
             f"{tables_dir / 'runs.csv'} has no columns {missing} (written by an older prunebench): write the "
             "tables again with `prunebench tables` (in a study: snakemake --forcerun tables)"
@@ -329,6 +331,26 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
         report_dir / "table1.tex",
     )
     parts += ["## Table 1: the schedules this study ran, beside the paper's\n", markdown(schedule)]
+    latency_csv = tables_dir / "latency.csv"
+    latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
+    claims = claims_table(runs, latency)
+    atomic_write_text(markdown(claims), report_dir / "claims.md")
+    atomic_write_text(
+        latex(claims, f"The AAP paper's claims, measured by this study ({results.name})."), report_dir / "claims.tex"
+    )
+    parts += [
+        "## The paper's claims, measured\n",
+        "Paired by seed over the seeds where both runs met their targets, test top-1 (points), 95 % t-interval: yes "
+        "/ no where the interval lies on one side of 0, undecided where it spans 0 or one seed ran; a best setting "
+        "is chosen by validation accuracy (`prunebench.report.claims`).\n",
+        markdown(claims),
+    ]
+    paper_datasets = {s.dataset for s in selectors(study)}
+    cpu = None if latency is None or latency.empty else str(latency["cpu"].iloc[0])
+    parts += [
+        "## Deviations from the paper\n",
+        "".join(f"- {line}\n" for line in deviations(study, runs, schedule, paper_datasets, cpu)),
+    ]
     compute = summary[["model", "experiment", "method", "policy", "seeds"]].assign(
         **{
             heading: summary[column].round().astype("Int64")

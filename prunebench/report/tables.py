@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ import yaml
 from prunebench import paths
 from prunebench.errors import DamagedFileError
 from prunebench.io import atomic_write_text, file_sha256, read_json
+from prunebench.score.contract import make_method
 
 # Sums over every round of a run (round 0, the dense training, included): rounds.csv column.
 LEDGER = {"train_epochs_total": "epochs", "images_seen": "images", "train_wall_s": "wall_s"}
@@ -94,6 +96,13 @@ def _cell(value: Any) -> Any:
     return " ".join(map(str, value)) if isinstance(value, list) else value
 
 
+def method_options(prune: dict[str, Any]) -> str:
+    """The run's method options with the method's defaults filled in, as sorted JSON: variants of
+    one method (AAP's mean / max / sum, p) are told apart by value, not by experiment name."""
+    method = make_method(prune["method"], prune.get("method_options") or {}, prune.get("methods_path"))
+    return json.dumps(dataclasses.asdict(method.options), sort_keys=True)
+
+
 def _ledger(rounds: pd.DataFrame) -> dict[str, float]:
     # skipna=False: a run with rounds recorded before a column existed gets NaN, not a partial sum.
     return {
@@ -125,19 +134,25 @@ def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
             if not is_aap(a.method, a.policy):
                 continue
             for b in baselines.itertuples():
-                same_target = (
-                    pd.notna(a.target_metric)
-                    and b.target_metric == a.target_metric
-                    and math.isclose(float(b.target), float(a.target))
-                    and getattr(b, "rewind_epoch", None) == getattr(a, "rewind_epoch", None)
-                )
-                matched = b.policy == "matched" and b.reference == a.experiment
-                if same_target or matched:
+                if same_size(a, b):
                     rows.append((dataset, model, a.experiment, b.experiment))
     return pd.DataFrame(rows, columns=["dataset", "model", "experiment", "baseline"])
 
 
-def _per_seed(runs: pd.DataFrame, dataset: str, model: str, experiment: str) -> pd.DataFrame:
+def same_size(a: Any, b: Any) -> bool:
+    """Whether experiment ``b`` (a row of runs.csv) is compared with ``a`` at an equal size: the
+    same size target (``target_metric``, ``target``) and rewind epoch, or ``b`` keeps the
+    channel counts of ``a`` (policy ``matched``, ``reference`` a)."""
+    same_target = (
+        pd.notna(a.target_metric)
+        and b.target_metric == a.target_metric
+        and math.isclose(float(b.target), float(a.target))
+        and getattr(b, "rewind_epoch", None) == getattr(a, "rewind_epoch", None)
+    )
+    return same_target or (b.policy == "matched" and getattr(b, "reference", None) == a.experiment)
+
+
+def per_seed(runs: pd.DataFrame, dataset: str, model: str, experiment: str) -> pd.DataFrame:
     mine = runs[(runs["dataset"] == dataset) & (runs["model"] == model) & (runs["experiment"] == experiment)]
     if mine["seed"].duplicated().any():
         raise ValueError(f"{model} {experiment}: more than one run of one seed")
@@ -157,6 +172,29 @@ def inherit_reference_targets(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """Mean over common seeds of a's metric minus b's, with its 95 % t-interval (NaN bounds
+    with one seed); ``n`` seeds (0: no common seed)."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+
+def paired_difference(a: pd.DataFrame, b: pd.DataFrame, metric: str) -> PairedDifference:
+    """``a`` and ``b``: one experiment's runs each, indexed by seed (``per_seed``)."""
+    seeds = sorted(set(a.index) & set(b.index))
+    n = len(seeds)
+    if not n:
+        return PairedDifference(math.nan, math.nan, math.nan, 0)
+    diff = a.loc[seeds, metric].astype(float) - b.loc[seeds, metric].astype(float)
+    mean = float(diff.mean())
+    half = t95(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n) if n >= 2 else math.nan
+    return PairedDifference(mean, mean - half, mean + half, n)
+
+
 def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     """``paired.csv``: for every pair of ``experiment_pairs``, per metric of ``PAIRED_METRICS``,
     the mean over the seeds where both runs met their targets of AAP minus baseline, and its
@@ -166,17 +204,12 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     met = runs[runs["target_met"].astype(bool)]
     for p in experiment_pairs(runs).itertuples():
-        a = _per_seed(met, p.dataset, p.model, p.experiment)
-        b = _per_seed(met, p.dataset, p.model, p.baseline)
-        seeds = sorted(set(a.index) & set(b.index))
-        if not seeds:
-            continue
-        n = len(seeds)
+        a = per_seed(met, p.dataset, p.model, p.experiment)
+        b = per_seed(met, p.dataset, p.model, p.baseline)
         for metric in PAIRED_METRICS:
-            diff = a.loc[seeds, metric].astype(float) - b.loc[seeds, metric].astype(float)
-            mean = float(diff.mean())
-            half = t95(n - 1) * float(diff.std(ddof=1)) / math.sqrt(n) if n >= 2 else math.nan
-            rows.append((p.model, p.experiment, p.baseline, metric, mean, mean - half, mean + half, n))
+            d = paired_difference(a, b, metric)
+            if d.n:
+                rows.append((p.model, p.experiment, p.baseline, metric, d.mean, d.low, d.high, d.n))
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
@@ -281,6 +314,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "rollbacks_total": summary["rollbacks"],
                 **_ledger(r),
                 **_target_columns(final["policy"], config["prune"]),
+                "method_options": method_options(config["prune"]),
                 "rewind_epoch": config["train"]["rewind_epoch"],
                 **{f"train_{key}": _cell(config["train"][key]) for key in SCHEDULE_KEYS},
             }

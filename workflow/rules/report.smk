@@ -1,9 +1,11 @@
-# The paper's tables with the published numbers beside ours, and REPORT.md (prunebench.report.paper).
+# The paper's tables with the published numbers beside ours, its claims measured, the deviations, and
+# REPORT.md (prunebench.report.paper).
 
 
 rule report:
     input:
         tables=rules.tables.output,
+        latency=rules.latency.output if LATENCY["enabled"] else [],
         published=PUBLISHED_CSV,
     output:
         paths.report_file(RESULTS),

@@ -1,0 +1,309 @@
+"""The AAP paper's claims, each measured on a study's tables: yes / no / undecided / not run, with
+the numbers and seeds behind the verdict.
+
+A comparison is paired by seed (every experiment of a (model, seed) prunes the same dense model)
+over the seeds where both runs met their targets (a run that missed kept another size), on TEST
+top-1: the claims are about test accuracy and nothing here chooses a result. Where a claim needs
+a "best" setting (the best rewind epoch) the VALIDATION accuracy chooses it. A comparison says
+``yes`` when the 95 % t-interval of the per-seed difference lies above 0 in the claimed
+direction, ``no`` when it lies below, ``undecided`` when it spans 0 or there is one seed; a claim
+is ``yes`` / ``no`` / ``undecided`` when all its comparisons are, ``mixed`` otherwise, and ``not
+run`` when the study has no experiments that test it (the claim names what they would be).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from prunebench.report.tables import PairedDifference, is_aap, paired_difference, per_seed, same_size
+
+# Methods that rank filters by the L1 norm of their weights (Renda et al.'s ILP and its variants).
+L1_METHODS = ("ilp", "ilp_global", "ilp_mean", "l1")
+# "Rewinding to 75 %-90 % of training time leads to good accuracy" (paper, Appendix A.2.1).
+REWIND_BAND = (0.75, 0.90)
+# comparisons: how many (or, for a Tally, the runs or models counted); seeds: the most any comparison had.
+CLAIM_COLUMNS = ["claim", "paper", "verdict", "comparisons", "seeds", "evidence"]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    better: str  # the experiment the paper says is better
+    worse: str
+    diff: PairedDifference  # better minus worse, test top-1 (points)
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        d = self.diff
+        if d.n < 2:
+            return "undecided"
+        return "yes" if d.low > 0 else "no" if d.high < 0 else "undecided"
+
+    def __str__(self) -> str:
+        d = self.diff
+        interval = f" [{d.low:+.2f}, {d.high:+.2f}]" if d.n >= 2 else ""
+        detail = f"; {self.detail}" if self.detail else ""
+        return (
+            f"{self.better} − {self.worse}: {d.mean:+.2f}{interval} points top-1, {d.n} seeds ({self.verdict}){detail}"
+        )
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A claim measured by counting (targets met, faster models) rather than by comparisons."""
+
+    verdict: str
+    evidence: str
+    count: int  # runs or models counted
+
+
+@dataclass(frozen=True)
+class Claim:
+    name: str
+    paper: str  # what the paper says, and where
+    needs: str  # the experiments that would test it
+    measure: Callable[[pd.DataFrame, pd.DataFrame | None], list[Comparison] | Tally]
+
+
+def _experiments(runs: pd.DataFrame) -> pd.DataFrame:
+    exps = runs.drop_duplicates(["dataset", "model", "experiment"]).copy()
+    exps["options"] = [json.loads(o) for o in exps["method_options"]]
+    return exps
+
+
+def _compare(runs: pd.DataFrame, a: Any, b: Any, detail: Callable[[Any, Any], str] | None = None) -> Comparison:
+    met = runs[runs["target_met"].astype(bool)]
+    ra = per_seed(met, a.dataset, a.model, a.experiment)
+    rb = per_seed(met, b.dataset, b.model, b.experiment)
+    return Comparison(
+        a.experiment, b.experiment, paired_difference(ra, rb, "test_top1"), detail(ra, rb) if detail else ""
+    )
+
+
+def _sizes(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    return f"params ↓ {a.params_reduction.mean():.1f} vs {b.params_reduction.mean():.1f} %"
+
+
+def _epochs(a: pd.DataFrame, b: pd.DataFrame) -> str:
+    return f"{_sizes(a, b)}, epochs {a.train_epochs_total.mean():.0f} vs {b.train_epochs_total.mean():.0f}"
+
+
+def _pairs(exps: pd.DataFrame, better: Callable[[Any], bool], worse: Callable[[Any, Any], bool]) -> Iterator[tuple]:
+    for _, group in exps.groupby(["dataset", "model"], sort=True):
+        for a in group.itertuples():
+            if better(a):
+                for b in group.itertuples():
+                    if b.experiment != a.experiment and worse(a, b) and same_size(a, b):
+                        yield a, b
+
+
+def attention_vs_l1(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    exps = _experiments(runs)
+    return [
+        _compare(runs, a, b, _sizes)
+        for a, b in _pairs(
+            exps,
+            lambda a: a.method == "aap",
+            # The same policy (scores are all that differ) or L1 channels in AAP's architecture.
+            lambda a, b: b.method in L1_METHODS and (b.policy == a.policy or b.policy == "matched"),
+        )
+    ]
+
+
+def aap_vs_baselines(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    exps = _experiments(runs)
+    return [
+        _compare(runs, a, b, _epochs)
+        for a, b in _pairs(
+            exps, lambda a: is_aap(a.method, a.policy), lambda a, b: not str(b.policy).startswith("aap_")
+        )
+    ]
+
+
+def adaptive_vs_fixed(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    exps = _experiments(runs)
+    return [
+        _compare(runs, a, b, _epochs)
+        for a, b in _pairs(
+            exps,
+            lambda a: is_aap(a.method, a.policy),
+            lambda a, b: b.method == "aap" and b.policy == "iterative" and b.options == a.options,
+        )
+    ]
+
+
+def _variant_order(
+    runs: pd.DataFrame, key: str, order: list[Any], fixed: dict[str, Any], first_only: bool = False
+) -> list[Comparison]:
+    """AAP experiments differing only in method option ``key`` (the others as in ``fixed``), at
+    an equal size under the same policy: each compared with every later one in ``order`` (the
+    claimed ranking), or ``first_only``: the first with every other."""
+    exps = _experiments(runs)
+    exps = exps[exps["method"] == "aap"]
+    out = []
+    for _, group in exps.groupby(["dataset", "model", "policy"], sort=True):
+        variants = [e for e in group.itertuples() if {k: e.options.get(k) for k in fixed} == fixed]
+        for a in variants:
+            for b in variants:
+                oa, ob = a.options, b.options
+                if oa[key] not in order or ob[key] not in order or not same_size(a, b):
+                    continue
+                i, j = order.index(oa[key]), order.index(ob[key])
+                same_rest = {k: v for k, v in oa.items() if k != key} == {k: v for k, v in ob.items() if k != key}
+                if same_rest and i < j and (i == 0 or not first_only):
+                    out.append(_compare(runs, a, b, _sizes))
+    return out
+
+
+def mapping_functions(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    return _variant_order(runs, "function", ["mean", "max", "sum"], {"p": 1.0})
+
+
+def exponent(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    return _variant_order(runs, "p", [1.0, 2.0, 4.0], {"function": "mean"}, first_only=True)
+
+
+def rewinding(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+    """Experiments equal but for the rewind epoch: the best of those rewinding into the band
+    against the best of those outside it, best by mean validation top-1."""
+    exps = _experiments(runs)
+    keys = ["dataset", "model", "method", "method_options", "policy", "target_metric", "target", "train_epochs"]
+    out = []
+    for (dataset, model, *_), group in exps.groupby(keys, sort=True, dropna=False):
+        met = runs[(runs.dataset == dataset) & (runs.model == model) & runs.target_met.astype(bool)]
+        met = met[met.experiment.isin(group.experiment)]
+        val = met.groupby("experiment")["val_top1"].mean()
+        group = group[group.experiment.isin(val.index)]
+        if group.rewind_epoch.nunique() < 2:
+            continue
+        low, high = (f * float(group.train_epochs.iloc[0]) for f in REWIND_BAND)
+        band = group.rewind_epoch.between(low, high)
+        if band.all() or not band.any():
+            continue
+        best_in, best_out = (g.iloc[int(val[g.experiment].to_numpy().argmax())] for g in (group[band], group[~band]))
+        by_epoch = met.groupby("rewind_epoch")["test_top1"].mean()
+        detail = (
+            f"rewind epoch {best_in.rewind_epoch} vs {best_out.rewind_epoch} of {best_in.train_epochs} (best by "
+            "validation); test top-1 by rewind epoch " + ", ".join(f"{e}: {v:.2f}" for e, v in by_epoch.items())
+        )
+        out.append(_compare(runs, best_in, best_out, lambda a, b, detail=detail: detail))
+    return out
+
+
+def targets_met(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
+    adaptive = runs[runs["policy"].astype(str).str.startswith("aap_")]
+    if adaptive.empty:
+        return Tally("not run", "", 0)
+    met = adaptive.groupby(["model", "experiment"])["target_met"].agg(["sum", "size"])
+    missed = int((met["size"] - met["sum"]).sum())
+    verdict = "yes" if missed == 0 else f"no ({missed} of {len(adaptive)} runs missed)"
+    evidence = "; ".join(f"{m} {e}: {int(r['sum'])} of {int(r['size'])} runs" for (m, e), r in met.iterrows())
+    return Tally(verdict, evidence, len(adaptive))
+
+
+def speedups(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
+    if latency is None or latency.empty:
+        return Tally("not run", "", 0)
+    keys = ["run_id", "threads"]
+    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
+    final = latency[(latency["variant"] == "final") & (latency["method"] == "aap")]
+    pairs = final.merge(dense, on=keys, suffixes=("", "_dense"))
+    pairs = pairs[pairs["flops"] < 0.99 * pairs["flops_dense"]]  # a model that kept its FLOPs is no test
+    if pairs.empty:
+        return Tally("not run", "no AAP model with a FLOPs cut was timed", 0)
+    pairs["speedup"] = pairs["latency_ms_dense"] / pairs["latency_ms"]
+    pairs["ideal"] = pairs["flops_dense"] / pairs["flops"]
+    faster = int((pairs["speedup"] > 1).sum())
+    verdict = "yes" if faster == len(pairs) else "no" if faster == 0 else f"mixed ({faster} of {len(pairs)} faster)"
+    parts = [
+        f"{model}, {threads} thread(s): {g.speedup.min():.2f}-{g.speedup.max():.2f}x (FLOPs-ideal "
+        f"{g.ideal.min():.2f}-{g.ideal.max():.2f}x, {len(g)} models)"
+        for (model, threads), g in pairs.groupby(["model", "threads"], sort=True)
+    ]
+    evidence = f"batch 1 on {latency['cpu'].iloc[0]} (the paper: Raspberry Pi 3B+); " + "; ".join(parts)
+    return Tally(verdict, evidence, len(pairs))
+
+
+CLAIMS = [
+    Claim(
+        "attention beats L1",
+        "activation attention finds unimportant filters better than the L1 norm of weights: IAP above ILP "
+        "and ILP-Mean by 0.1-0.58 points at equal params cut (Sec. 4.4, Fig. 2a; Sec. 4.5)",
+        "an `aap` experiment and an L1 one (ilp, ilp_global, ilp_mean, l1) under the same policy at the same "
+        "target, or `matched` to it",
+        attention_vs_l1,
+    ),
+    Claim(
+        "AAP beats the baselines",
+        "AAP outperforms the related works in all cases, at equal size (Sec. 4.3, Tables 2-5)",
+        "an AAP experiment (aap under an aap_* policy) and baselines at its target or matched to it",
+        aap_vs_baselines,
+    ),
+    Claim(
+        "adaptive beats fixed-rate",
+        "the adaptive policy finds small, accurate models with no per-round rate to tune (Sec. 3.2, 4.4)",
+        "an AAP experiment and `aap` with policy iterative (IAP) at the same target",
+        adaptive_vs_fixed,
+    ),
+    Claim(
+        "mean > max > sum",
+        "one-shot at 57.73 % params: Attention Mean's loss is 0.13 below Max's and 0.25 below Sum's (Sec. 4.4)",
+        "`aap` experiments with two or more of function mean, max, sum (p = 1) under one policy at one target",
+        mapping_functions,
+    ),
+    Claim(
+        "p = 1 is best",
+        "Attention Mean's loss is 0.38 with p = 1, 0.42 with p = 2, 0.47 with p = 4 (Sec. 4.4)",
+        "`aap` experiments with function mean and p = 1 and 2 or 4 under one policy at one target",
+        exponent,
+    ),
+    Claim(
+        "rewind to 75-90 %",
+        "rewinding to 75 %-90 % of training time leads to good accuracy (Appendix A.2.1, Fig. 4)",
+        "experiments equal but for train.rewind_epoch, some inside 75-90 % of train.epochs and some outside",
+        rewinding,
+    ),
+    Claim(
+        "targets met automatically",
+        "the adaptive policies meet accuracy, size and FLOPs objectives without user intervention (Sec. 3.2)",
+        "experiments under an aap_* policy",
+        targets_met,
+    ),
+    Claim(
+        "real speedup",
+        "the FLOPs cut translates into real inference speedup (Sec. 4.5, Table 6)",
+        "latency measured (`latency: {enabled: true}`) for AAP runs with a FLOPs cut",
+        speedups,
+    ),
+]
+
+
+def _combined(comparisons: list[Comparison]) -> str:
+    verdicts = [c.verdict for c in comparisons]
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("yes", "no", "undecided") if v in verdicts)
+    return f"mixed ({counts})"
+
+
+def claims_table(runs: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataFrame:
+    """One row per claim of ``CLAIMS``: its verdict on this study's runs and the evidence."""
+    rows = []
+    for claim in CLAIMS:
+        result = claim.measure(runs, latency)
+        if isinstance(result, Tally):
+            verdict, evidence, count, seeds = result.verdict, result.evidence, result.count, ""
+        elif result:
+            verdict, evidence = _combined(result), "; ".join(map(str, result))
+            count, seeds = len(result), max(c.diff.n for c in result)
+        else:
+            verdict, evidence, count, seeds = "not run", "", 0, ""
+        if verdict == "not run":
+            evidence = f"needs {claim.needs}" + (f" ({evidence})" if evidence else "")
+        rows.append(dict(zip(CLAIM_COLUMNS, (claim.name, claim.paper, verdict, count, seeds, evidence), strict=True)))
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)

@@ -1,0 +1,198 @@
+"""The paper's claims measured on runs.csv-shaped tables (prunebench.report.claims) and the
+deviations list (prunebench.report.deviations)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from prunebench.report.claims import claims_table
+from prunebench.report.deviations import schedule_differences
+
+AAP_OPTIONS = {"function": "mean", "p": 1.0, "source": "train"}
+
+
+def run_rows(experiment, method, policy, test, *, options=None, val=None, met=None, model="vgg16", **extra):
+    """One row per seed: test (and val) top-1 per seed, the rest shared."""
+    val = val or test
+    met = met or [True] * len(test)
+    return [
+        {
+            "dataset": "cifar10",
+            "model": model,
+            "experiment": experiment,
+            "method": method,
+            "policy": policy,
+            "method_options": json.dumps(options or {}, sort_keys=True),
+            "seed": seed,
+            "target_met": met[seed],
+            "target_metric": "params",
+            "target": 60.0,
+            "rewind_epoch": 144,
+            "train_epochs": 160,
+            "reference": None,
+            "test_top1": t,
+            "val_top1": val[seed],
+            "params_reduction": 60.5,
+            "train_epochs_total": 300,
+            **extra,
+        }
+        for seed, t in enumerate(test)
+    ]
+
+
+def claim(runs, name, latency=None):
+    table = claims_table(pd.DataFrame(runs), latency)
+    return table.set_index("claim").loc[name]
+
+
+def aap(experiment, test, **options):
+    return run_rows(experiment, "aap", "one_shot", test, options={**AAP_OPTIONS, **options})
+
+
+def test_mean_max_sum_are_ordered_pairwise_by_seed():
+    runs = aap("mean", [93.0, 93.5, 92.8]) + aap("max", [92.5, 93.1, 92.2], function="max")
+    runs += aap("sum", [92.0, 92.4, 91.9], function="sum")
+    row = claim(runs, "mean > max > sum")
+    assert row.verdict == "yes" and row.comparisons == 3 and row.seeds == 3
+    assert "mean − max: +0.50" in row.evidence and "max − sum: +0.50" in row.evidence
+    assert "mean − sum: +1.00" in row.evidence
+    # The other order: sum's top-1 above mean's in every seed.
+    runs = aap("mean", [92.0, 92.4, 91.9]) + aap("sum", [93.0, 93.5, 92.8], function="sum")
+    row = claim(runs, "mean > max > sum")
+    assert row.verdict == "no" and row.comparisons == 1
+    runs += aap("max", [92.5, 92.9, 92.3], function="max")
+    assert claim(runs, "mean > max > sum").verdict == "no"
+
+
+def test_a_difference_within_noise_or_of_one_seed_is_undecided():
+    runs = aap("mean", [93.0, 92.0, 93.1]) + aap("max", [92.5, 92.9, 92.6], function="max")
+    row = claim(runs, "mean > max > sum")
+    assert row.verdict == "undecided" and "[" in row.evidence  # the interval is printed
+    one = aap("mean", [93.0]) + aap("max", [92.0], function="max")
+    assert claim(one, "mean > max > sum").verdict == "undecided"
+
+
+def test_variants_compare_only_at_an_equal_size_and_other_options_fixed():
+    runs = aap("mean", [93.0, 93.5]) + aap("max", [92.0, 92.5], function="max")
+    for r in runs[2:]:
+        r["target"] = 70.0
+    assert claim(runs, "mean > max > sum").verdict == "not run"
+    runs = aap("mean", [93.0, 93.5]) + aap("max", [92.0, 92.5], function="max", source="random")
+    assert claim(runs, "mean > max > sum").verdict == "not run"
+
+
+def test_p_1_is_compared_with_every_larger_p():
+    runs = aap("p1", [93.0, 93.4]) + aap("p2", [92.0, 92.2], p=2.0) + aap("p4", [92.4, 92.9], p=4.0)
+    row = claim(runs, "p = 1 is best")
+    assert row.comparisons == 2 and "p1 − p2" in row.evidence and "p1 − p4" in row.evidence
+
+
+def test_runs_that_missed_their_target_are_left_out_of_the_pairs():
+    runs = aap("mean", [93.0, 93.5, 10.0]) + aap("max", [92.5, 93.0, 92.0], function="max")
+    runs[2]["target_met"] = False
+    row = claim(runs, "mean > max > sum")
+    assert row.seeds == 2 and row.verdict == "yes"
+
+
+def test_attention_is_compared_with_l1_under_the_same_policy_or_in_its_architecture():
+    iap = run_rows("iap", "aap", "iterative", [93.0, 93.2], options=AAP_OPTIONS)
+    ilp = run_rows("ilp", "ilp", "iterative", [92.0, 92.1])
+    one_shot_l1 = run_rows("l1", "l1", "one_shot", [91.0, 91.1])
+    row = claim(iap + ilp + one_shot_l1, "attention beats L1")
+    assert row.comparisons == 1 and "iap − ilp: +1.05" in row.evidence and row.verdict == "yes"
+    matched = run_rows("iap_l1_arch", "l1", "matched", [92.5, 92.6], reference="iap", target_metric=None)
+    assert claim(iap + matched, "attention beats L1").comparisons == 1
+    random = run_rows("random", "random", "iterative", [80.0, 80.0])
+    assert claim(iap + random, "attention beats L1").verdict == "not run"
+
+
+def test_the_adaptive_policy_is_compared_with_fixed_rate_attention_and_with_every_baseline():
+    adaptive = run_rows("aap", "aap", "aap_params", [93.0, 93.2, 93.1], options=AAP_OPTIONS, train_epochs_total=500)
+    iap = run_rows("iap", "aap", "iterative", [92.0, 92.1, 92.0], options=AAP_OPTIONS)
+    ilp = run_rows("ilp", "ilp", "iterative", [94.0, 94.1, 94.3])
+    row = claim(adaptive + iap + ilp, "adaptive beats fixed-rate")
+    assert row.comparisons == 1 and "aap − iap" in row.evidence and "epochs 500 vs 300" in row.evidence
+    row = claim(adaptive + iap + ilp, "AAP beats the baselines")
+    assert row.comparisons == 2 and row.verdict == "mixed (1 yes, 1 no)"
+
+
+def rewind(experiment, epoch, test, val):
+    return run_rows(experiment, "aap", "iterative", test, options=AAP_OPTIONS, val=val, rewind_epoch=epoch)
+
+
+def test_the_best_rewind_epoch_in_and_out_of_the_band_is_chosen_by_validation_accuracy():
+    runs = rewind("k128", 128, [93.0, 93.1], [90.0, 90.0])  # in the band (80 %), best by validation
+    runs += rewind("k136", 136, [95.0, 95.0], [80.0, 80.0])  # in the band, best by test: not chosen
+    runs += rewind("k40", 40, [92.0, 92.2], [85.0, 85.0])
+    runs += rewind("k160", 160, [91.0, 91.0], [84.0, 84.0])
+    row = claim(runs, "rewind to 75-90 %")
+    assert "k128 − k40: +0.95" in row.evidence and row.verdict == "yes"
+    assert "rewind epoch 128 vs 40 of 160" in row.evidence
+
+
+def test_rewind_epochs_of_other_models_or_all_in_the_band_test_nothing():
+    runs = rewind("k128", 128, [93.0, 93.1], [90.0, 90.0]) + rewind("k136", 136, [92.0, 92.1], [90.0, 90.0])
+    assert claim(runs, "rewind to 75-90 %").verdict == "not run"
+    other = run_rows("k40", "aap", "iterative", [92.0, 92.0], options=AAP_OPTIONS, rewind_epoch=40, model="resnet56")
+    assert claim(runs[:2] + other, "rewind to 75-90 %").verdict == "not run"
+
+
+def test_targets_met_counts_every_adaptive_run():
+    runs = run_rows("aap", "aap", "aap_params", [93.0, 93.2], options=AAP_OPTIONS, met=[True, False])
+    runs += run_rows("ilp", "ilp", "iterative", [92.0, 92.0], met=[False, False])
+    row = claim(runs, "targets met automatically")
+    assert row.verdict == "no (1 of 2 runs missed)" and "vgg16 aap: 1 of 2 runs" in row.evidence
+
+
+def test_speedup_is_dense_over_pruned_latency_of_aap_models_with_a_flops_cut():
+    def timing(run_id, variant, flops, ms, method="aap"):
+        return dict(
+            run_id=run_id, model="vgg16", method=method, variant=variant, threads=1, flops=flops, latency_ms=ms, cpu="X"
+        )
+
+    latency = pd.DataFrame(
+        [
+            timing("a", "dense", 100, 10.0),
+            timing("a", "final", 50, 6.0),
+            timing("b", "dense", 100, 10.0),
+            timing("b", "final", 100, 12.0),  # kept its FLOPs: no test of the claim
+            timing("c", "dense", 100, 10.0, "ilp"),
+            timing("c", "final", 40, 20.0, "ilp"),  # not AAP
+        ]
+    )
+    runs = aap("mean", [93.0])
+    row = claim(runs, "real speedup", latency)
+    assert row.verdict == "yes" and "1.67-1.67x (FLOPs-ideal 2.00-2.00x, 1 models)" in row.evidence
+    latency.loc[1, "latency_ms"] = 11.0
+    assert claim(runs, "real speedup", latency).verdict == "no"
+    assert claim(runs, "real speedup", None).verdict == "not run"
+
+
+def test_schedule_differences_name_each_key_that_differs_from_table_1():
+    schedule = pd.DataFrame(
+        [
+            {
+                "dataset": "cifar10_jpeg",
+                "model": "vgg16",
+                "paper's row": "vgg16 / cifar10",
+                "init_lr ours": "0.1",
+                "init_lr paper": "0.1",
+                "lr_decay_epochs ours": "80 120",
+                "lr_decay_epochs paper": "80 120",
+                "epochs ours": "40",
+                "epochs paper": "160",
+                "batch_size ours": "none",
+                "batch_size paper": "N/A",
+            }
+        ]
+    )
+    assert schedule_differences(schedule) == ["vgg16 on cifar10_jpeg (paper's vgg16 / cifar10): epochs 40 (paper 160)"]
+    schedule.loc[0, "paper's row"] = "none"
+    assert "has no schedule" in schedule_differences(schedule)[0]
+
+
+@pytest.mark.parametrize("name", ["mean > max > sum", "rewind to 75-90 %", "attention beats L1"])
+def test_a_claim_the_study_cannot_test_says_what_it_would_need(name):
+    row = claim(run_rows("ilp", "ilp", "iterative", [92.0]), name)
+    assert row.verdict == "not run" and row.evidence.startswith("needs ")
