@@ -23,7 +23,7 @@ from pathlib import Path
 # What a study's tables and figures jobs write (``tables/<name>.csv``, ``figures/<name>.<format>``).
 TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
 LATENCY_TABLE = "latency"
-FIGURES = ("tradeoff", "adaptive", "layers", "speedup")
+FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "speedup")
 FIGURE_FORMATS = ("pdf", "png")
 
 JOBS_TABLE = "jobs"  # every job's benchmark record

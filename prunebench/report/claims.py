@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from prunebench.report.tables import PairedDifference, is_aap, paired_difference, per_seed, same_size
+from prunebench.report.tables import PairedDifference, is_aap, paired_difference, per_seed, same_size, speedup_pairs
 
 # Methods that rank filters by the L1 norm of their weights (Renda et al.'s ILP and its variants).
 L1_METHODS = ("ilp", "ilp_global", "ilp_mean", "l1")
@@ -209,15 +209,12 @@ def targets_met(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
 def speedups(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
     if latency is None or latency.empty:
         return Tally("not run", "", 0)
-    keys = ["run_id", "threads"]
-    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
-    final = latency[(latency["variant"] == "final") & (latency["method"] == "aap")]
-    pairs = final.merge(dense, on=keys, suffixes=("", "_dense"))
-    pairs = pairs[pairs["flops"] < 0.99 * pairs["flops_dense"]]  # a model that kept its FLOPs is no test
+    pairs = speedup_pairs(latency)
+    # A model that kept its FLOPs is no test of the claim.
+    pairs = pairs[(pairs["method"] == "aap") & (pairs["flops_reduction"] > 1)]
     if pairs.empty:
         return Tally("not run", "no AAP model with a FLOPs cut was timed", 0)
-    pairs["speedup"] = pairs["latency_ms_dense"] / pairs["latency_ms"]
-    pairs["ideal"] = pairs["flops_dense"] / pairs["flops"]
+    pairs = pairs.assign(ideal=100 / (100 - pairs["flops_reduction"]))
     faster = int((pairs["speedup"] > 1).sum())
     verdict = "yes" if faster == len(pairs) else "no" if faster == 0 else f"mixed ({faster} of {len(pairs)} faster)"
     parts = [

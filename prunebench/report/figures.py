@@ -1,16 +1,23 @@
-"""A study's figures, drawn from its tidy tables only (PDF and PNG each).
+"""A study's figures in the paper's form, drawn from its tidy tables only (and, for the paper's
+points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG.
 
-- ``tradeoff``: test accuracy loss vs params reduction per model: every experiment's result (mean
-  and std over seeds) and, for fixed-rate iterative runs, the path through their rounds (the
-  paper's Figure 2a).
-- ``adaptive``: validation loss and params reduction over the rounds of each AAP-policy run of the
-  first seed, with rollbacks marked (Figure 2b).
-- ``layers``: channels kept per group in the result of each AAP-policy run of the first seed
-  (Figure 2c).
-- ``speedup``: measured CPU speedup (dense / final latency, batch 1) vs FLOPs reduction (Table 6).
+- ``tradeoff``: test accuracy loss vs params reduction per model, every experiment's result (mean
+  and std over seeds; fixed-rate iterative runs also their path through the rounds), AAP and the
+  baselines it is compared with (``tables.experiment_pairs``) in one panel, every other experiment
+  (ablations) in another.
+- ``iterative``: Figure 2a: top-1 vs params reduction over the rounds of each fixed-rate
+  iterative experiment (mean and std over seeds per round), the paper's params levels marked.
+- ``adaptive``: Figure 2b: validation accuracy loss and size over the rounds of each AAP-policy
+  run of the first seed, rollbacks and the targets drawn.
+- ``layers``: Figure 2c: channels kept per group in the result of each AAP-policy run of the first
+  seed.
+- ``speedup``: Table 6: measured speedup (dense / pruned latency, batch 1) vs FLOPs reduction per
+  model, the FLOPs-ideal speedup drawn and the paper's Raspberry Pi 3B+ points overlaid.
 
-A figure with nothing to show (e.g. no adaptive runs) says so instead of being left out, so a
-study always produces the same files.
+One style for all (``STYLE``): the Okabe-Ito colour-blind-safe palette, one colour per method in
+every figure, TrueType fonts embedded in the PDF, panels sized for a column (``ONE_COLUMN``) or
+the full width (``FULL_WIDTH``) of a two-column paper. A figure with nothing to show says so
+instead of being left out, so a study always produces the same files.
 """
 
 from __future__ import annotations
@@ -22,70 +29,155 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from cycler import cycler  # noqa: E402
 
 from prunebench.paths import FIGURE_FORMATS, FIGURES  # noqa: E402
+from prunebench.report.paper import load_published  # noqa: E402
+from prunebench.report.tables import experiment_pairs, speedup_pairs  # noqa: E402
+
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+MARKERS = "osD^vP*X<>hd"
+ONE_COLUMN = 3.35  # inches: one column of a two-column paper (AISTATS, ICML)
+FULL_WIDTH = 6.9
+PANEL_HEIGHT = 2.4
+STYLE = {
+    "pdf.fonttype": 42,  # TrueType, embedded: venues refuse Type 3 fonts
+    "ps.fonttype": 42,
+    "font.size": 8,
+    "axes.titlesize": 8,
+    "axes.labelsize": 8,
+    "legend.fontsize": 6,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.prop_cycle": cycler(color=PALETTE),
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "lines.linewidth": 1.0,
+    "lines.markersize": 4,
+    "legend.frameon": False,
+    "savefig.dpi": 300,
+    "savefig.bbox": "tight",
+}
+
+
+def method_colors(methods: list[str]) -> dict[str, str]:
+    """One colour per method, the same in every figure of a study: aap first, the rest by name."""
+    ordered = sorted(set(methods), key=lambda m: (m != "aap", m))
+    return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(ordered)}
 
 
 def _save(fig: plt.Figure, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = [out / f"{name}.{ext}" for ext in FIGURE_FORMATS]
-    fig.tight_layout()
     for path in files:
-        fig.savefig(path, dpi=150)
+        fig.savefig(path)
     plt.close(fig)
     return files
 
 
 def _empty(message: str) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(5, 2))
+    fig, ax = plt.subplots(figsize=(ONE_COLUMN, 1.2))
     ax.text(0.5, 0.5, message, ha="center", va="center")
     ax.axis("off")
     return fig
 
 
-def _grid(n: int, width: float = 4.5, height: float = 3.5) -> tuple[plt.Figure, list[plt.Axes]]:
-    cols = min(n, 3)
+def _grid(n: int, cols: int = 2) -> tuple[plt.Figure, list[plt.Axes]]:
+    """n panels, ``cols`` per row: one column wide for a single panel, else the full width."""
+    cols = min(n, cols)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(width * cols, height * rows), squeeze=False)
+    width = ONE_COLUMN if cols == 1 else FULL_WIDTH
+    fig, axes = plt.subplots(rows, cols, figsize=(width, PANEL_HEIGHT * rows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.axis("off")
     return fig, flat[:n]
 
 
+def _met(runs: pd.DataFrame) -> pd.DataFrame:
+    # A run that missed its target kept another size (often the dense model): no point of a trade-off.
+    return runs[runs["target_met"].astype(bool)]
+
+
+def _result_point(ax: plt.Axes, group: pd.DataFrame, x: str, y: str, label: str, **style) -> None:
+    ax.errorbar(
+        group[x].mean(),
+        group[y].mean(),
+        xerr=group[x].std() if len(group) > 1 else None,
+        yerr=group[y].std() if len(group) > 1 else None,
+        label=label,
+        capsize=2,
+        linestyle="none",
+        **style,
+    )
+
+
 def tradeoff(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
+    colors = method_colors(list(runs["method"]))
     models = sorted(runs["model"].unique())
+    pairs = experiment_pairs(runs)
+    fig, axes = _grid(2 * len(models))
+    for i, model in enumerate(models):
+        mine = runs[runs["model"] == model]
+        paired = pairs[pairs["model"] == model]
+        compared = set(paired["experiment"]) | set(paired["baseline"])
+        panels = {
+            "AAP and its baselines": mine[mine["experiment"].isin(compared)],
+            "other experiments (ablations)": mine[~mine["experiment"].isin(compared)],
+        }
+        for ax, (title, shown) in zip(axes[2 * i : 2 * i + 2], panels.items(), strict=True):
+            ax.set(title=f"{model}: {title}", xlabel="params reduction (%)", ylabel="test accuracy loss (points)")
+            ax.axhline(0, color="grey", lw=0.5)
+            if shown.empty:
+                ax.text(0.5, 0.5, "none in this study", ha="center", va="center", transform=ax.transAxes)
+                continue
+            for j, (experiment, runs_of) in enumerate(shown.groupby("experiment", sort=True)):
+                color = colors[runs_of["method"].iloc[0]]
+                group = _met(runs_of)
+                missed = len(runs_of) - len(group)
+                label = f"{experiment} (n={len(group)}" + (f", {missed} missed the target)" if missed else ")")
+                if (runs_of["policy"] == "iterative").all():
+                    path = rounds[(rounds["model"] == model) & (rounds["experiment"] == experiment)]
+                    path = path.groupby("round")[["params_reduction", "test_drop"]].mean()
+                    ax.plot(path["params_reduction"], path["test_drop"], color=color, alpha=0.4, lw=0.8)
+                if group.empty:
+                    ax.plot([], [], "x", color=color, label=label)
+                    continue
+                marker = MARKERS[j % len(MARKERS)]
+                _result_point(ax, group, "params_reduction", "test_drop", label, color=color, marker=marker)
+            ax.legend(loc="best")
+    return fig
+
+
+def iterative(rounds: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame) -> plt.Figure:
+    fixed = runs[runs["policy"] == "iterative"]
+    if fixed.empty:
+        return _empty("no fixed-rate iterative experiments in this study (Figure 2a)")
+    colors = method_colors(list(runs["method"]))
+    models = sorted(fixed["model"].unique())
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models, strict=True):
-        mine = runs[runs["model"] == model]
-        for i, (experiment, runs_of) in enumerate(mine.groupby("experiment", sort=True)):
-            color = plt.get_cmap("tab20")(i % 20)  # studies have more experiments than tab10's colours
-            # A run that missed its target kept another size (often the dense model): it is no
-            # point of the trade-off; the legend says how many seeds are left out.
-            group = runs_of[runs_of["target_met"].astype(bool)]
-            missed = len(runs_of) - len(group)
-            label = f"{experiment} (n={len(group)}" + (f", {missed} missed the target)" if missed else ")")
-            if (group["policy"] == "iterative").all():
-                path = rounds[(rounds["model"] == model) & (rounds["experiment"] == experiment)]
-                path = path.groupby("round")[["params_reduction", "test_drop"]].mean()
-                ax.plot(path["params_reduction"], path["test_drop"], color=color, alpha=0.4, lw=1)
-            if group.empty:
-                ax.plot([], [], "x", color=color, label=label)
-                continue
+        for j, (experiment, runs_of) in enumerate(fixed[fixed["model"] == model].groupby("experiment", sort=True)):
+            r = rounds[(rounds["model"] == model) & (rounds["experiment"] == experiment)]
+            path = r.groupby("round")[["params_reduction", "test_top1"]].agg(["mean", "std"])
             ax.errorbar(
-                group["params_reduction"].mean(),
-                group["test_drop"].mean(),
-                xerr=group["params_reduction"].std() if len(group) > 1 else None,
-                yerr=group["test_drop"].std() if len(group) > 1 else None,
-                fmt="o",
-                color=color,
-                label=label,
+                path[("params_reduction", "mean")],
+                path[("test_top1", "mean")],
+                yerr=path[("test_top1", "std")].fillna(0),
+                color=colors[runs_of["method"].iloc[0]],
+                marker=MARKERS[j % len(MARKERS)],
                 capsize=2,
+                label=f"{experiment} (n={runs_of['seed'].nunique()})",
             )
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.set(title=model, xlabel="params reduction (%)", ylabel="test accuracy loss (points)")
-        ax.legend(fontsize=6)
+        levels = published[(published["artifact"] == "fig2a") & (published["model"] == model)]
+        levels = sorted({float(v) for v in levels.loc[levels["metric"] == "params_reduction", "value"]})
+        for k, level in enumerate(levels):
+            ax.axvline(level, color="grey", ls=":", lw=0.8, label="the paper's params levels" if k == 0 else None)
+        ax.set(title=model, xlabel="params reduction (%)", ylabel="test top-1 (%)")
+        ax.legend(loc="best")
     return fig
 
 
@@ -97,57 +189,92 @@ def _first_seed(runs: pd.DataFrame) -> pd.DataFrame:
 def adaptive(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     chosen = _first_seed(runs)
     if chosen.empty:
-        return _empty("no runs with an AAP adaptive policy in this study")
+        return _empty("no runs with an AAP adaptive policy in this study (Figure 2b)")
     fig, axes = _grid(len(chosen))
+    loss_color, size_color = PALETTE[3], PALETTE[0]
     for ax, (_, run) in zip(axes, chosen.iterrows(), strict=True):
         r = rounds[rounds["run_id"] == run["run_id"]].sort_values("round")
-        ax.plot(r["round"], r["val_drop"], "o-", ms=3, color="C3", label="val loss (points)")
+        size = "flops" if run["target_metric"] == "flops" or run["policy"] == "aap_acc_flops" else "params"
+        ax.plot(r["round"], r["val_drop"], "o-", ms=3, color=loss_color, label="validation accuracy loss")
         back = r[r["rolled_back_to"].notna()]
-        ax.plot(back["round"], back["val_drop"], "x", color="k", ms=7, label="rolled back")
-        ax.set(title=f"{run['model']} {run['experiment']} (seed {run['seed']})", xlabel="round")
-        ax.set_ylabel("validation accuracy loss (points)", color="C3")
+        ax.plot(back["round"], back["val_drop"], "x", color="k", ms=6, label="rolled back")
+        if pd.notna(run.get("loss_target")):
+            ax.axhline(run["loss_target"], color=loss_color, ls="--", lw=0.8, label="loss target")
+        ax.axvline(run["round"], color="grey", ls=":", lw=0.8, label="result")
+        ax.set(title=f"{run['model']} {run['experiment']} (seed {run['seed']})", xlabel="pruning round")
+        ax.set_ylabel("validation accuracy loss (points)", color=loss_color)
         twin = ax.twinx()
-        twin.plot(r["round"], r["params_reduction"], "s-", ms=3, color="C0")
-        twin.set_ylabel("params reduction (%)", color="C0")
-        ax.axvline(run["round"], color="grey", ls=":", lw=1)
-        ax.legend(fontsize=6, loc="upper left")
+        twin.spines["right"].set_visible(True)
+        twin.plot(r["round"], r[f"{size}_reduction"], "s-", ms=3, color=size_color, label=f"{size} reduction")
+        if pd.notna(run["target"]) and run["target_metric"] == size:
+            twin.axhline(run["target"], color=size_color, ls="--", lw=0.8, label=f"{size} target")
+        twin.set_ylabel(f"{size} reduction (%)", color=size_color)
+        handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3)
     return fig
 
 
 def layers(layer_rows: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     chosen = _first_seed(runs)
     if chosen.empty:
-        return _empty("no runs with an AAP adaptive policy in this study")
-    fig, axes = _grid(len(chosen), width=5.5)
+        return _empty("no runs with an AAP adaptive policy in this study (Figure 2c)")
+    fig, axes = _grid(len(chosen))
     for ax, (_, run) in zip(axes, chosen.iterrows(), strict=True):
         mine = layer_rows[layer_rows["run_id"] == run["run_id"]]
         groups = mine.drop_duplicates("group")[["group", "original_channels"]]
         final = mine[mine["round"] == run["round"]].set_index("group")["channels_after"]
         kept = [final.get(g, o) / o * 100 for g, o in zip(groups["group"], groups["original_channels"], strict=True)]
-        ax.bar(range(len(kept)), kept, color="C0")
-        ax.set_xticks(range(len(kept)), groups["group"], rotation=90, fontsize=6)
+        ax.bar(range(len(kept)), kept, color=PALETTE[0])
+        ax.set_xticks(range(len(kept)), groups["group"], rotation=90, fontsize=5)
         ax.set(title=f"{run['model']} {run['experiment']} (round {run['round']})", ylabel="channels kept (%)")
         ax.set_ylim(0, 105)
     return fig
 
 
-def speedup(latency: pd.DataFrame | None) -> plt.Figure:
+def published_speedups(published: pd.DataFrame, model: str) -> pd.DataFrame:
+    """Table 6's (flops_reduction, speedup) pairs of ``model``, one row per pruned model."""
+    t6 = published[(published["artifact"] == "table6") & (published["model"] == model)]
+    entry = t6["flag"].str.extract(r"(pruned model \d of 2)")[0]
+    wide = t6.assign(entry=entry).pivot_table(
+        index=["target", "entry"], columns="metric", values="value", aggfunc="first"
+    )
+    if wide.empty:
+        return pd.DataFrame(columns=["flops_reduction", "speedup"])
+    return wide[["flops_reduction", "speedup"]].astype(float).reset_index(drop=True)
+
+
+def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure:
     if latency is None or latency.empty:
-        return _empty("latency was not measured in this study")
-    keys = ["run_id", "threads"]
-    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
-    pairs = latency[latency["variant"] == "final"].merge(dense, on=keys, suffixes=("", "_dense"))
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    markers = "osd^v<>"
-    for i, ((model, threads), g) in enumerate(pairs.groupby(["model", "threads"])):
-        cut = (1 - g["flops"] / g["flops_dense"]) * 100
-        ratio = g["latency_ms_dense"] / g["latency_ms"]
-        ax.scatter(cut, ratio, marker=markers[i % len(markers)], label=f"{model}, {threads} thread(s)")
-    ax.axhline(1, color="grey", lw=0.5)
-    cpu = latency["cpu"].iloc[0]
-    ax.set(xlabel="FLOPs reduction (%)", ylabel="speedup (dense / pruned latency)", title=f"batch 1 on {cpu}")
-    ax.title.set_fontsize(8)
-    ax.legend(fontsize=6)
+        return _empty("latency was not measured in this study (Table 6)")
+    pairs = speedup_pairs(latency)
+    colors = method_colors(list(pairs["method"]))
+    threads = sorted(pairs["threads"].unique())
+    models = sorted(pairs["model"].unique())
+    fig, axes = _grid(len(models))
+    for ax, model in zip(axes, models, strict=True):
+        mine = pairs[pairs["model"] == model]
+        paper = published_speedups(published, model)
+        top = max(mine["flops_reduction"].max(), paper["flops_reduction"].max() if len(paper) else 0, 1)
+        cut = np.linspace(0, min(top * 1.05, 95), 100)
+        ax.plot(cut, 100 / (100 - cut), color="grey", ls="--", lw=0.8, label="FLOPs-ideal (dense / pruned FLOPs)")
+        for (method, n), g in mine.groupby(["method", "threads"], sort=True):
+            marker = MARKERS[threads.index(n) % len(MARKERS)]
+            ax.scatter(g["flops_reduction"], g["speedup"], color=colors[method], marker=marker, s=14)
+            ax.scatter([], [], color=colors[method], marker=marker, s=14, label=f"{method}, {n} thread(s)")
+        if len(paper):
+            ax.scatter(
+                paper["flops_reduction"],
+                paper["speedup"],
+                facecolors="none",
+                edgecolors="k",
+                marker="D",
+                s=20,
+                label="the paper: AAP on a Raspberry Pi 3B+",
+            )
+        ax.axhline(1, color="grey", lw=0.5)
+        ax.set(title=model, xlabel="FLOPs reduction (%)", ylabel="speedup (dense / pruned latency)")
+        ax.legend(loc="upper left")
+    fig.suptitle(f"batch 1 on {latency['cpu'].iloc[0]}", fontsize=7)
     return fig
 
 
@@ -158,10 +285,16 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     layer_rows = pd.read_csv(tables / "layers.csv")
     latency_csv = tables / "latency.csv"
     latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
+    published = load_published()
     makers: dict[str, Callable[[], plt.Figure]] = {
         "tradeoff": lambda: tradeoff(rounds, runs),
+        "iterative": lambda: iterative(rounds, runs, published),
         "adaptive": lambda: adaptive(rounds, runs),
         "layers": lambda: layers(layer_rows, runs),
-        "speedup": lambda: speedup(latency),
+        "speedup": lambda: speedup(latency, published),
     }
-    return [path for name in FIGURES for path in _save(makers[name](), out, name)]
+    files = []
+    with plt.rc_context(STYLE):
+        for name in FIGURES:
+            files += _save(makers[name](), out, name)
+    return files

@@ -50,6 +50,7 @@ COMPARISON_COLUMNS = [
 SCHEDULE_KEYS = ("lr", "milestones", "epochs", "weight_decay", "batch_size")
 # Policies with a size target: the metric they fix (None: policy_options.metric).
 SIZE_TARGET_POLICIES = {"iterative": None, "one_shot": None, "aap_params": "params", "aap_flops": "flops"}
+LOSS_TARGET_POLICIES = ("aap_acc_params", "aap_acc_flops")  # their target: a validation accuracy loss
 
 # Two-sided 95 % quantiles of Student's t (t_0.975) for df = 1..30; beyond 30 the normal 1.96
 # (up to 4 % narrower: t_0.975 is 2.040 at df 31, 2.000 at df 60, 1.980 at df 120).
@@ -84,11 +85,25 @@ def size_target(policy: str, options: dict[str, Any]) -> tuple[str | None, float
     return metric, float(options.get("target", defaults["target"]))
 
 
+def loss_target(policy: str, options: dict[str, Any]) -> float | None:
+    """The largest acceptable validation accuracy loss (points) of an accuracy-target policy."""
+    if policy not in LOSS_TARGET_POLICIES:
+        return None
+    from prunebench.select.policies import all_policies
+
+    return float(options.get("target", all_policies()[policy].Options.target))
+
+
 def _target_columns(policy: str, prune: dict[str, Any]) -> dict[str, Any]:
     options = prune.get("policy_options") or {}
     metric, target = size_target(policy, options)
     reference = options.get("reference") if policy == "matched" else None
-    return {"target_metric": metric, "target": target, "reference": reference}
+    return {
+        "target_metric": metric,
+        "target": target,
+        "loss_target": loss_target(policy, options),
+        "reference": reference,
+    }
 
 
 def _cell(value: Any) -> Any:
@@ -211,6 +226,17 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
             if d.n:
                 rows.append((p.model, p.experiment, p.baseline, metric, d.mean, d.low, d.high, d.n))
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def speedup_pairs(latency: pd.DataFrame) -> pd.DataFrame:
+    """Each timed final model (latency.csv) beside its dense model: ``flops_reduction`` (%), ``speedup``."""
+    keys = ["run_id", "threads"]
+    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
+    pairs = latency[latency["variant"] == "final"].merge(dense, on=keys, suffixes=("", "_dense"))
+    return pairs.assign(
+        flops_reduction=(1 - pairs["flops"] / pairs["flops_dense"]) * 100,
+        speedup=pairs["latency_ms_dense"] / pairs["latency_ms"],
+    )
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:

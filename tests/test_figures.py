@@ -1,0 +1,184 @@
+"""The figures draw what the tables hold (prunebench.report.figures): plotted series and points
+checked against the input tables, the paper's points overlaid, one style."""
+
+import matplotlib.colors as mcolors
+import numpy as np
+import pandas as pd
+import pytest
+
+from prunebench.report import figures
+from prunebench.report.paper import load_published
+
+
+def run(experiment, method, policy, seed, **values):
+    row = dict(
+        run_id=f"vgg16-{experiment}-seed{seed}",
+        dataset="cifar10",
+        model="vgg16",
+        experiment=experiment,
+        method=method,
+        policy=policy,
+        seed=seed,
+        target_met=True,
+        target_metric="params",
+        target=60.0,
+        loss_target=None,
+        rewind_epoch=144,
+        reference=None,
+        round=2,
+        params_reduction=60.0,
+        test_drop=1.0,
+    )
+    return row | values
+
+
+@pytest.fixture
+def tables():
+    runs = pd.DataFrame(
+        [
+            run("aap_params", "aap", "aap_params", 0, params_reduction=61.0, test_drop=0.5),
+            run("aap_params", "aap", "aap_params", 1, params_reduction=63.0, test_drop=0.7),
+            run("ilp", "ilp", "iterative", 0, test_drop=1.5),
+            run("ilp", "ilp", "iterative", 1, test_drop=2.5, target_met=False),
+            run("attn_max", "aap", "one_shot", 0, target=50.0, params_reduction=50.0),
+            run("aap_acc", "aap", "aap_acc_params", 0, target_metric=None, target=None, loss_target=1.0),
+        ]
+    )
+    rounds = pd.DataFrame(
+        [
+            {
+                "run_id": f"vgg16-ilp-seed{seed}",
+                "model": "vgg16",
+                "experiment": "ilp",
+                "round": r,
+                "params_reduction": 20.0 * r + seed,
+                "test_top1": 93.0 - r - seed,
+                "test_drop": r + seed,
+            }
+            for seed in (0, 1)
+            for r in range(4)
+        ]
+        + [
+            {
+                "run_id": "vgg16-aap_acc-seed0",
+                "model": "vgg16",
+                "experiment": "aap_acc",
+                "round": r,
+                "params_reduction": 10.0 * r,
+                "flops_reduction": 5.0 * r,
+                "val_drop": [0.0, 0.4, 1.3, 0.8][r],
+                "rolled_back_to": [None, None, 1, None][r],
+            }
+            for r in range(4)
+        ]
+    )
+    return rounds, runs
+
+
+def data_points(ax):
+    """(label, x, y) of every errorbar / line of an axes with a label."""
+    return {
+        line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+        for line in ax.lines
+        if not line.get_label().startswith("_")
+    }
+
+
+def test_tradeoff_puts_aap_and_its_baselines_apart_from_the_ablations(tables):
+    rounds, runs = tables
+    fig = figures.tradeoff(rounds, runs)
+    compared, ablations = fig.axes[:2]
+    assert "AAP and its baselines" in compared.get_title() and "ablations" in ablations.get_title()
+    labels = compared.get_legend_handles_labels()[1]
+    assert labels == ["aap_params (n=2)", "ilp (n=1, 1 missed the target)"]
+    assert ablations.get_legend_handles_labels()[1] == ["aap_acc (n=1)", "attn_max (n=1)"]
+    # The point is the mean over the runs that met their targets; its error bars their std.
+    aap_point = next(c for c in compared.containers if c.get_label() == "aap_params (n=2)")
+    x, y = aap_point.lines[0].get_data()
+    assert (x[0], y[0]) == (62.0, pytest.approx(0.6))
+    ilp_point = next(c for c in compared.containers if c.get_label().startswith("ilp"))
+    assert ilp_point.lines[0].get_data()[1][0] == 1.5  # seed 1 missed its target: left out
+    # One colour per method in every panel: aap's is the palette's first.
+    assert mcolors.to_hex(aap_point.lines[0].get_color()) == figures.PALETTE[0].lower()
+
+
+def test_iterative_draws_each_round_as_the_mean_over_seeds_with_the_papers_levels(tables):
+    rounds, runs = tables
+    runs = runs.assign(model="vgg16")
+    fig = figures.iterative(rounds, runs, load_published())
+    ax = fig.axes[0]
+    ilp = next(c for c in ax.containers if c.get_label() == "ilp (n=2)")
+    x, y = ilp.lines[0].get_data()
+    assert list(x) == [0.5, 20.5, 40.5, 60.5] and list(y) == [92.5, 91.5, 90.5, 89.5]
+    # Figure 2a's params levels of VGG-16 (the paper gives its accuracies only in the figure).
+    levels = sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":")
+    assert levels == [9.92, 57.73, 69.56]
+
+
+def test_iterative_says_so_when_the_study_has_no_fixed_rate_experiments(tables):
+    rounds, runs = tables
+    fig = figures.iterative(rounds, runs[runs.policy != "iterative"], load_published())
+    assert "no fixed-rate iterative experiments" in fig.axes[0].texts[0].get_text()
+
+
+def test_adaptive_draws_the_search_its_rollbacks_and_its_target(tables):
+    rounds, runs = tables
+    fig = figures.adaptive(rounds, runs[runs.experiment == "aap_acc"])
+    ax, twin = fig.axes
+    lines = data_points(ax)
+    assert lines["validation accuracy loss"] == ([0, 1, 2, 3], [0.0, 0.4, 1.3, 0.8])
+    assert lines["rolled back"] == ([2], [1.3])
+    assert lines["loss target"][1] == [1.0, 1.0]
+    assert lines["result"][0] == [2, 2]  # the run's result round
+    assert data_points(twin)["params reduction"] == ([0, 1, 2, 3], [0.0, 10.0, 20.0, 30.0])
+
+
+def timing(run_id, method, variant, flops, ms, model="resnet56", threads=1):
+    return dict(
+        run_id=run_id,
+        model=model,
+        method=method,
+        variant=variant,
+        threads=threads,
+        flops=flops,
+        latency_ms=ms,
+        cpu="Test CPU",
+    )
+
+
+def test_speedup_plots_measured_points_the_flops_ideal_and_the_papers_pi_points():
+    latency = pd.DataFrame(
+        [
+            timing("a", "aap", "dense", 100, 10.0),
+            timing("a", "aap", "final", 50, 8.0),
+            timing("b", "ilp", "dense", 100, 10.0),
+            timing("b", "ilp", "final", 25, 5.0),
+        ]
+    )
+    fig = figures.speedup(latency, load_published())
+    ax = fig.axes[0]
+    points = {
+        c.get_label(): c.get_offsets().tolist()
+        for c in ax.collections
+        if len(c.get_offsets()) and not c.get_label().startswith("_")
+    }
+    measured = [
+        c.get_offsets().tolist() for c in ax.collections if c.get_label().startswith("_") and len(c.get_offsets())
+    ]
+    assert [[50.0, 1.25]] in measured and [[75.0, 2.0]] in measured
+    # Table 6's ResNet-56 on the Raspberry Pi 3B+: FLOPs ↓ 33.77 % -> 1.20x, 56.33 % -> 1.49x.
+    assert points["the paper: AAP on a Raspberry Pi 3B+"] == [[33.77, 1.2], [56.33, 1.49]]
+    ideal = next(line for line in ax.lines if line.get_label().startswith("FLOPs-ideal"))
+    x, y = ideal.get_data()
+    assert np.allclose(y, 100 / (100 - x))
+    assert "Test CPU" in fig.texts[0].get_text()
+
+
+def test_every_figure_file_embeds_truetype_fonts(tmp_path):
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(figures.STYLE):
+        files = figures._save(figures._empty("nothing"), tmp_path, "empty")
+    pdf = files[0].read_bytes()
+    assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType embedded, no Type 3
+    assert [f.suffix for f in files] == [".pdf", ".png"]
