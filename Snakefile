@@ -15,6 +15,10 @@ if not workflow.overwrite_configfiles:
     configfile: os.path.join(workflow.basedir, "configs/default.yaml")
 
 
+# snakemake --report report.html: the figures, tables and REPORT.md in one self-contained page.
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/dense.smk"

@@ -226,6 +226,17 @@ def test_smoke_study_draws_the_figures(smoke):
     assert all(b"/FontFile2" in (figures / f"{n}.pdf").read_bytes() for n in expected)
 
 
+def test_snakemakes_html_report_holds_the_figures_tables_and_report(smoke):
+    tmp, config = smoke
+    html = tmp / "study report.html"
+    done = snakemake(tmp, config, "--report", str(html))
+    assert done.returncode == 0, done.stderr[-3000:]
+    page = html.read_text()
+    for name in ("tradeoff.png", "speedup.png", "summary.csv", "paired.csv", "REPORT.md"):
+        assert name in page
+    assert "Figure 2a of the paper" in page  # a caption (workflow/report/iterative.rst)
+
+
 def test_rerun_does_nothing(smoke):
     tmp, config = smoke
     dry = snakemake(tmp, config, "-n")

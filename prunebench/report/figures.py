@@ -1,18 +1,7 @@
 """A study's figures in the paper's form, drawn from its tidy tables only (and, for the paper's
-points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG.
-
-- ``tradeoff``: test accuracy loss vs params reduction per model, every experiment's result (mean
-  and std over seeds; fixed-rate iterative runs also their path through the rounds), AAP and the
-  baselines it is compared with (``tables.experiment_pairs``) in one panel, every other experiment
-  (ablations) in another.
-- ``iterative``: Figure 2a: top-1 vs params reduction over the rounds of each fixed-rate
-  iterative experiment (mean and std over seeds per round), the paper's params levels marked.
-- ``adaptive``: Figure 2b: validation accuracy loss and size over the rounds of each AAP-policy
-  run of the first seed, rollbacks and the targets drawn.
-- ``layers``: Figure 2c: channels kept per group in the result of each AAP-policy run of the first
-  seed.
-- ``speedup``: Table 6: measured speedup (dense / pruned latency, batch 1) vs FLOPs reduction per
-  model, the FLOPs-ideal speedup drawn and the paper's Raspberry Pi 3B+ points overlaid.
+points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG: ``tradeoff``,
+``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c) and ``speedup`` (Table 6). What each
+shows is its caption in the HTML report, ``workflow/report/<name>.rst``.
 
 One style for all (``STYLE``): the Okabe-Ito colour-blind-safe palette, one colour per method in
 every figure, TrueType fonts embedded in the PDF, panels sized for a column (``ONE_COLUMN``) or

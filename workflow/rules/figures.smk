@@ -8,10 +8,16 @@ rule figures:
         tables=rules.tables.output,
         latency=rules.latency.output if LATENCY["enabled"] else [],
     output:
+        # The PNGs in Snakemake's HTML report (snakemake --report), captioned by workflow/report/<name>.rst.
         [
-            f"{FIGURES_DIR}/{name}.{ext}"
+            (
+                report(path, caption=f"../report/{name}.rst", category="Figures")
+                if ext == "png"
+                else path
+            )
             for name in paths.FIGURES
             for ext in paths.FIGURE_FORMATS
+            for path in [f"{FIGURES_DIR}/{name}.{ext}"]
         ],
     log:
         job_log("figures"),

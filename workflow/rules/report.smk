@@ -8,7 +8,11 @@ rule report:
         latency=rules.latency.output if LATENCY["enabled"] else [],
         published=PUBLISHED_CSV,
     output:
-        paths.report_file(RESULTS),
+        report(
+            paths.report_file(RESULTS),
+            caption="../report/REPORT.rst",
+            category="Reproduction report",
+        ),
     log:
         job_log("report"),
     benchmark:

@@ -16,7 +16,15 @@ rule tables:
         ],
         [os.path.join(d, paths.DENSE_RECORD) for d in DENSE_DIRS],
     output:
-        [paths.table_file(RESULTS, name) for name in paths.TABLES],
+        [
+            (
+                report(path, caption="../report/table.rst", category="Tables")
+                if name in ("runs", "summary", "paired", "comparison")
+                else path
+            )
+            for name in paths.TABLES
+            for path in [paths.table_file(RESULTS, name)]
+        ],
     log:
         job_log("tables"),
     benchmark:
