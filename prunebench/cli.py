@@ -95,11 +95,15 @@ def _cmd_figures(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from prunebench.config.run import read_config
     from prunebench.config.study import check_study
-    from prunebench.report.paper import write_report
+    from prunebench.report.paper import update_readme, write_report
 
     study = read_config(args.study)
     check_study(study)
-    print(write_report(study, Path(args.results or study["results"])))
+    results = Path(args.results or study["results"])
+    print(write_report(study, results))
+    if args.readme:
+        update_readme(Path(args.readme), args.study, results)
+        print(args.readme)
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
@@ -332,6 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("study", help="the study config (its experiments' published: keys name the rows)")
     report.add_argument("--results", help="the study's results directory (default: its results key)")
+    report.add_argument(
+        "--readme", help="also write the study's experiments and claims into this README, between its results markers"
+    )
     report.set_defaults(func=_cmd_report)
 
     pre = sub.add_parser(

@@ -159,6 +159,8 @@ def test_the_report_puts_the_published_numbers_beside_the_reproduced_ones(smoke)
     assert "## The paper's claims, measured" in report and claims["real speedup"] in report
     assert "- Schedule: lenet5 on synthetic (paper's lenet5 / mnist): init_lr 0.05 (paper 0.1), epochs 3" in report
     assert "- Validation split: 100 training images" in report
+    experiments = (results / "report/experiments.md").read_text()
+    assert "| `aap_params` | aap | aap_params | " in experiments and experiments in report
 
 
 def test_matched_runs_keep_their_reference_architecture(smoke):

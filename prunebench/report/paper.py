@@ -251,6 +251,67 @@ def table1(study: dict[str, Any], runs: pd.DataFrame, paper: pd.DataFrame) -> pd
     return pd.DataFrame(out)
 
 
+def experiments_table(study: dict[str, Any], runs: pd.DataFrame) -> pd.DataFrame:
+    """Every experiment of the study, one row, its result per model side by side: the params /
+    FLOPs cut and test accuracy loss (mean ± std) over the seeds that met the target, and the
+    epochs trained to produce it (``train_epochs_total``, the dense training included)."""
+    order = {name: i for i, name in enumerate(study["experiments"])}
+    rows = []
+    for experiment, mine in sorted(runs.groupby("experiment"), key=lambda kv: order.get(kv[0], len(order))):
+        first = mine.iloc[0]
+        row = {"experiment": f"`{experiment}`", "method": first.method, "policy": first.policy}
+        for model, of_model in mine.groupby("model", sort=False):
+            met = of_model[of_model["target_met"].astype(bool)]
+            n, k = len(of_model), len(met)
+            if k:
+                cut = f"{met.params_reduction.mean():.1f} / {met.flops_reduction.mean():.1f} %"
+                loss = (
+                    f"{met.test_drop.mean():.2f} ± {met.test_drop.std():.2f}"
+                    if k > 1
+                    else f"{met.test_drop.mean():.2f}"
+                )
+                if k < n:
+                    cut += f" ({k} of {n} met the target)"
+            else:
+                cut, loss = f"target missed (0 of {n})", "-"
+            row[f"{model} params / FLOPs cut"] = cut
+            row[f"{model} test loss (points)"] = loss
+            row[f"{model} epochs"] = f"{of_model.train_epochs_total.mean():.0f}"
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")
+
+
+README_BEGIN = (
+    "<!-- results of {study}: begin (written by `prunebench report {study} --readme`; edits here are lost) -->"
+)
+README_END = "<!-- results: end -->"
+
+
+def readme_results(results: Path) -> str:
+    """The part of a README generated from a study's report: its experiments and claims."""
+    report_dir = Path(paths.report_dir(str(results)))
+    parts = [
+        (report_dir / "experiments.md").read_text(),
+        "The paper's claims, measured on this study (`report/claims.md`; how: `prunebench.report.claims`):\n",
+        (report_dir / "claims.md").read_text(),
+    ]
+    return "\n".join(parts)
+
+
+def update_readme(readme: Path, study_path: str, results: Path) -> None:
+    """Replace what lies between the README's results markers with ``readme_results``."""
+    text = readme.read_text()
+    begin = README_BEGIN.format(study=study_path)
+    if text.count(begin) != 1 or text.count(README_END) != 1 or text.index(begin) > text.index(README_END):
+        raise ConfigError(
+            f"{readme} needs one results section to write, between the lines\n{begin}\n{README_END}\n"
+            "(the study path in the first must be the one given to prunebench report)"
+        )
+    head, rest = text.split(begin)
+    tail = rest.split(README_END)[1]
+    atomic_write_text(f"{head}{begin}\n{readme_results(results)}{README_END}{tail}", readme)
+
+
 def markdown(df: pd.DataFrame) -> str:
     head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
     return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in df.itertuples(index=False))
@@ -350,6 +411,14 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
     parts += [
         "## Deviations from the paper\n",
         "".join(f"- {line}\n" for line in deviations(study, runs, schedule, paper_datasets, cpu)),
+    ]
+    experiments = experiments_table(study, runs)
+    atomic_write_text(markdown(experiments), report_dir / "experiments.md")
+    parts += [
+        "## Every experiment: size, accuracy and compute\n",
+        "Params / FLOPs cut and test accuracy loss (points, mean ± std) over the seeds that met the target; "
+        "epochs: everything trained to produce the result (mean over seeds), the dense training included.\n",
+        markdown(experiments),
     ]
     compute = summary[["model", "experiment", "method", "policy", "seeds"]].assign(
         **{

@@ -1,0 +1,78 @@
+"""The experiments table of REPORT.md and the README section written from a study's report
+(prunebench.report.paper: experiments_table, update_readme)."""
+
+import pandas as pd
+import pytest
+
+from prunebench import paths
+from prunebench.errors import ConfigError
+from prunebench.report.paper import README_BEGIN, README_END, experiments_table, update_readme
+
+
+def row(experiment, model, seed, met=True, **values):
+    return {
+        "experiment": experiment,
+        "model": model,
+        "seed": seed,
+        "method": "aap",
+        "policy": "aap_params",
+        "target_met": met,
+        "params_reduction": 90.0,
+        "flops_reduction": 80.0,
+        "test_drop": 1.0,
+        "train_epochs_total": 40,
+        **values,
+    }
+
+
+def test_every_experiment_is_one_row_its_models_side_by_side_over_the_seeds_that_met_the_target():
+    runs = pd.DataFrame(
+        [
+            row("ilp", "lenet5", 0, method="ilp", policy="iterative", test_drop=3.0),
+            row("ilp", "lenet5", 1, method="ilp", policy="iterative", test_drop=4.0),
+            row("aap", "lenet5", 0, test_drop=1.0, train_epochs_total=30),
+            row("aap", "lenet5", 1, met=False, test_drop=50.0, params_reduction=0.0, train_epochs_total=50),
+            row("aap", "lenet300_100", 0, met=False),
+            row("aap", "lenet300_100", 1, met=False),
+        ]
+    )
+    study = {"experiments": {"aap": {}, "ilp": {}}}  # the study's order, not the alphabet's
+    table = experiments_table(study, runs).set_index("experiment")
+    assert list(table.index) == ["`aap`", "`ilp`"]
+    aap = table.loc["`aap`"]
+    assert aap["lenet5 params / FLOPs cut"] == "90.0 / 80.0 % (1 of 2 met the target)"
+    assert aap["lenet5 test loss (points)"] == "1.00"  # the seed that missed is no result
+    assert aap["lenet5 epochs"] == "40"  # but its compute counts
+    assert aap["lenet300_100 params / FLOPs cut"] == "target missed (0 of 2)"
+    assert table.loc["`ilp`", "lenet5 test loss (points)"] == "3.50 ± 0.71"
+    assert table.loc["`ilp`", "lenet300_100 epochs"] == ""  # not run on that model
+
+
+def write_report_files(results):
+    report = paths.report_dir(str(results))
+    (results / "report").mkdir(parents=True)
+    assert str(results / "report") == report
+    (results / "report/experiments.md").write_text("| experiment |\n|---|\n| `aap` |\n")
+    (results / "report/claims.md").write_text("| claim | verdict |\n|---|---|\n| p = 1 is best | not run |\n")
+
+
+def test_the_readme_section_between_the_markers_is_rewritten_from_the_report(tmp_path):
+    write_report_files(tmp_path)
+    begin = README_BEGIN.format(study="configs/default.yaml")
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# Title\n\n## Results\n{begin}\nold numbers\n{README_END}\nWritten by hand.\n")
+    update_readme(readme, "configs/default.yaml", tmp_path)
+    text = readme.read_text()
+    assert "old numbers" not in text and "| `aap` |" in text and "| p = 1 is best | not run |" in text
+    assert text.startswith("# Title\n\n## Results\n" + begin) and text.endswith(f"{README_END}\nWritten by hand.\n")
+    update_readme(readme, "configs/default.yaml", tmp_path)
+    assert readme.read_text() == text  # written again: the same
+
+
+def test_a_readme_without_the_markers_of_that_study_is_refused(tmp_path):
+    write_report_files(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN.format(study='configs/other.yaml')}\n{README_END}\n")
+    with pytest.raises(ConfigError, match="needs one results section"):
+        update_readme(readme, "configs/default.yaml", tmp_path)
+    assert "configs/other.yaml" in readme.read_text()  # untouched
