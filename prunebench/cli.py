@@ -85,6 +85,23 @@ def _cmd_latency(args: argparse.Namespace) -> None:
     print(f"{len(table)} latency rows in {args.out}")
 
 
+def _cmd_attention(args: argparse.Namespace) -> None:
+    from prunebench.io import atomic_write_text
+    from prunebench.measure.attention import attention_table
+
+    table = attention_table(
+        [Path(d) for d in args.runs],
+        rounds=args.rounds,
+        batches=args.batches,
+        random=args.random,
+        ps=tuple(args.p),
+        function=args.function,
+        overrides=args.set,
+    )
+    atomic_write_text(table.to_csv(index=False), Path(args.out))
+    print(f"{len(table)} attention rows in {args.out}")
+
+
 def _cmd_figures(args: argparse.Namespace) -> None:
     from prunebench.report.figures import write_figures
 
@@ -325,6 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
     latency.add_argument("--warmup", type=int, default=LATENCY_WARMUP)
     latency.add_argument("--repeats", type=int, default=LATENCY_REPEATS)
     latency.set_defaults(func=_cmd_latency)
+
+    attention = sub.add_parser(
+        "attention", help="per-filter attention of runs' models over several real and random batches (Figs. 3, 5, 9)"
+    )
+    attention.add_argument("runs", nargs="+", help="run directories (each with state/round_NNN.pt)")
+    attention.add_argument("--out", required=True, help="CSV file")
+    attention.add_argument(
+        "--rounds", type=int, nargs="+", help="rounds to score (default: 0, the dense model, and the result)"
+    )
+    attention.add_argument("--batches", type=int, default=4, help="batches of training images")
+    attention.add_argument("--random", type=int, default=4, help="batches of standard-normal inputs")
+    attention.add_argument("--p", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="exponents p of |a|^p")
+    attention.add_argument("--function", default="mean", choices=["mean", "max", "sum"])
+    attention.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.mirror=DIR")
+    attention.set_defaults(func=_cmd_attention)
 
     figures = sub.add_parser("figures", help="draw a study's figures (PDF and PNG) from its tables")
     figures.add_argument("tables", help="directory with rounds.csv, runs.csv, layers.csv (and latency.csv)")

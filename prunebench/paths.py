@@ -23,7 +23,8 @@ from pathlib import Path
 # What a study's tables and figures jobs write (``tables/<name>.csv``, ``figures/<name>.<format>``).
 TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
 LATENCY_TABLE = "latency"
-FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "speedup")
+ATTENTION_TABLE = "attention"  # per-filter attention of the AAP runs (prunebench attention)
+FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "speedup", "attention", "distribution")
 FIGURE_FORMATS = ("pdf", "png")
 
 JOBS_TABLE = "jobs"  # every job's benchmark record
@@ -35,12 +36,18 @@ SUMMARY = "summary.json"
 FINAL = "final.pt"
 RUN_RECORD = "run.json"  # which run the directory holds (its identity)
 RUN_CONFIG = "config.yaml"  # the resolved run config
+RUN_STATE = "state"  # finished rounds: history.json and round_NNN.pt
 
 # A dense model directory: the trained model, its record, and one snapshot per rewind epoch.
 DENSE_RECORD = "dense.json"
 DENSE_MODEL = "dense.pt"
 DENSE_TRAINING = "training.pt"  # the dense phase's resumable state while it trains
 SNAPSHOTS = "rewind*.pt"  # every snapshot file (and the single rewind.pt of older versions)
+
+
+def round_checkpoint(state_dir: Path, rnd: int) -> Path:
+    """A run's checkpoint of round ``rnd`` (round 0: its dense model), in its ``state/``."""
+    return state_dir / f"round_{rnd:03d}.pt"
 
 
 def rewind_snapshot(dense_dir: Path, epoch: int) -> Path:

@@ -3,6 +3,7 @@ deviations list (prunebench.report.deviations)."""
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -196,3 +197,24 @@ def test_schedule_differences_name_each_key_that_differs_from_table_1():
 def test_a_claim_the_study_cannot_test_says_what_it_would_need(name):
     row = claim(run_rows("ilp", "ilp", "iterative", [92.0]), name)
     assert row.verdict == "not run" and row.evidence.startswith("needs ")
+
+
+def test_attention_is_input_insensitive_where_every_layer_ranks_its_filters_alike_across_batches():
+    def rows(noise):
+        out = []
+        gen = np.random.default_rng(0)
+        for group in ("g0", "g1"):
+            for source, batches in (("train", 3), ("random", 2)):
+                for b in range(batches):
+                    for c in range(10):
+                        value = c + noise * gen.standard_normal()
+                        out.append(dict(run_id="r", round=0, group=group, channel=c, source=source, batch=b, p=1.0,
+                                        attention=value))  # fmt: skip
+        return pd.DataFrame(out)
+
+    runs = pd.DataFrame(run_rows("ilp", "ilp", "iterative", [92.0]))
+    row = claims_table(runs, None, rows(noise=0.1)).set_index("claim").loc["attention is input-insensitive"]
+    assert row.verdict == "yes" and "real-real 1.00, real-random 1.00" in row.evidence
+    row = claims_table(runs, None, rows(noise=5.0)).set_index("claim").loc["attention is input-insensitive"]
+    assert row.verdict == "no"
+    assert claims_table(runs, None, None).set_index("claim").loc["attention is input-insensitive"].verdict == "not run"

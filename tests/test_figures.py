@@ -182,3 +182,40 @@ def test_every_figure_file_embeds_truetype_fonts(tmp_path):
     pdf = files[0].read_bytes()
     assert b"/FontFile2" in pdf and b"/Type3" not in pdf  # TrueType embedded, no Type 3
     assert [f.suffix for f in files] == [".pdf", ".png"]
+
+
+def attention_rows():
+    """Two rounds of one run: 3 groups, channels 0-3 (round 2 keeps 0 and 2 of g1), 2 real and
+    1 random batch, p = 1 and 2; attention = channel + batch / 10 (+ 1 for random inputs)."""
+    rows = []
+    for rnd in (0, 2):
+        for group in ("g0", "g1", "g2"):
+            channels = [0, 2] if rnd == 2 and group == "g1" else range(4)
+            for source, batch in (("train", 0), ("train", 1), ("random", 0)):
+                for p in (1.0, 2.0):
+                    for c in channels:
+                        value = c + batch / 10 + (source == "random") + (p - 1) * 10 + rnd
+                        rows.append(("r", "m", "e", 0, rnd, group, c, source, batch, "mean", p, value))
+    columns = ["run_id", "model", "experiment", "seed", "round", "group", "channel", "source", "batch", "function"]
+    return pd.DataFrame(rows, columns=[*columns, "p", "attention"])
+
+
+def test_attention_draws_one_line_per_batch_of_the_dense_model_per_layer_and_p():
+    fig = figures.attention(attention_rows())
+    axes = [ax for ax in fig.axes]
+    assert [ax.get_title() for ax in axes] == [f"{g}, p = {p}" for p in (1, 2) for g in ("g0", "g1", "g2")]
+    g1_p2 = axes[4]
+    lines = sorted((list(line.get_ydata()), line.get_linestyle()) for line in g1_p2.lines)
+    # Round 0 only (the dense model): all four channels; batch b of training images, the random batch dashed.
+    assert lines == [([10.0, 11.0, 12.0, 13.0], "-"), ([10.1, 11.1, 12.1, 13.1], "-"), ([11.0, 12.0, 13.0, 14.0], "--")]
+
+
+def test_distribution_boxes_each_layers_per_filter_attention_of_the_dense_and_the_pruned_model():
+    fig = figures.distribution(attention_rows())
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["g0", "g1", "g2"]
+    assert ax.get_legend_handles_labels()[1] == ["round 0 (dense)", "round 2"]
+    medians = [line.get_ydata()[0] for line in ax.lines if line.get_color() == "k"]
+    # p = 1, training images only, each filter's mean over the batches (+ 0.05): the dense model's
+    # g0, g1, g2, then round 2's (g1 keeps channels 0 and 2: median 1 + 2 + 0.05).
+    assert medians == pytest.approx([1.55, 1.55, 1.55, 3.55, 3.05, 3.55])

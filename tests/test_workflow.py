@@ -218,11 +218,38 @@ def test_smoke_study_counts_compute_and_pairs_aap_with_its_baselines(smoke):
     assert (comparison.loc["aap_params", "aap_test_drop_mean"] == summary.loc["aap_params", "test_drop_mean"]).all()
 
 
+def test_the_attention_table_scores_every_filter_of_the_adaptive_runs_dense_model_and_result(smoke):
+    tmp, _ = smoke
+    results = tmp / RESULTS
+    attention = pd.read_csv(results / "tables/attention.csv")
+    runs = pd.read_csv(results / "tables/runs.csv").set_index("run_id")
+    layers = pd.read_csv(results / "tables/layers.csv")
+    assert sorted(attention.run_id.unique()) == ["lenet5-aap_p-seed0", "lenet5-aap_params-seed0"]  # first seed
+    assert set(attention.source) == {"train", "random"} and set(attention.p) == {1.0, 2.0, 4.0}
+    for run_id, rows in attention.groupby("run_id"):
+        result = int(runs.loc[run_id, "round"])
+        assert set(rows["round"]) == {0, result}
+        dense = rows[rows["round"] == 0].groupby("group")["channel"].nunique()
+        assert (
+            dense.to_dict()
+            == layers[layers.run_id == run_id]
+            .drop_duplicates("group")
+            .set_index("group")["original_channels"]
+            .to_dict()
+        )
+        if result:  # the result keeps what layers.csv says it keeps, by the dense model's channel ids
+            kept = rows[rows["round"] == result].groupby("group")["channel"].nunique()
+            after = layers[(layers.run_id == run_id) & (layers["round"] == result)].set_index("group")["channels_after"]
+            assert kept.to_dict() == after.to_dict()
+            assert set(rows[rows["round"] == result].channel) <= set(rows[rows["round"] == 0].channel)
+    assert (attention.attention >= 0).all()
+
+
 def test_smoke_study_draws_the_figures(smoke):
     tmp, _ = smoke
     figures = tmp / RESULTS / "figures"  # the default place: <results>/figures
     names = {p.name for p in figures.iterdir()}
-    expected = ("tradeoff", "iterative", "adaptive", "layers", "speedup")
+    expected = ("tradeoff", "iterative", "adaptive", "layers", "speedup", "attention", "distribution")
     assert names == {f"{n}.{e}" for n in expected for e in ("pdf", "png")}
     # What each figure draws is tested in test_figures.py; here: every one was written, fonts embedded.
     assert all(b"/FontFile2" in (figures / f"{n}.pdf").read_bytes() for n in expected)

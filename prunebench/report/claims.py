@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from prunebench.report.tables import PairedDifference, is_aap, paired_difference, per_seed, same_size, speedup_pairs
@@ -54,6 +55,13 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class StudyTables:
+    runs: pd.DataFrame  # runs.csv
+    latency: pd.DataFrame | None = None  # latency.csv
+    attention: pd.DataFrame | None = None  # attention.csv
+
+
+@dataclass(frozen=True)
 class Tally:
     """A claim measured by counting (targets met, faster models) rather than by comparisons."""
 
@@ -67,7 +75,7 @@ class Claim:
     name: str
     paper: str  # what the paper says, and where
     needs: str  # the experiments that would test it
-    measure: Callable[[pd.DataFrame, pd.DataFrame | None], list[Comparison] | Tally]
+    measure: Callable[[StudyTables], list[Comparison] | Tally]
 
 
 def _experiments(runs: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +110,8 @@ def _pairs(exps: pd.DataFrame, better: Callable[[Any], bool], worse: Callable[[A
                         yield a, b
 
 
-def attention_vs_l1(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+def attention_vs_l1(t: StudyTables) -> list[Comparison]:
+    runs = t.runs
     exps = _experiments(runs)
     return [
         _compare(runs, a, b, _sizes)
@@ -115,7 +124,8 @@ def attention_vs_l1(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Co
     ]
 
 
-def aap_vs_baselines(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+def aap_vs_baselines(t: StudyTables) -> list[Comparison]:
+    runs = t.runs
     exps = _experiments(runs)
     return [
         _compare(runs, a, b, _epochs)
@@ -125,7 +135,8 @@ def aap_vs_baselines(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[C
     ]
 
 
-def adaptive_vs_fixed(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+def adaptive_vs_fixed(t: StudyTables) -> list[Comparison]:
+    runs = t.runs
     exps = _experiments(runs)
     return [
         _compare(runs, a, b, _epochs)
@@ -160,17 +171,18 @@ def _variant_order(
     return out
 
 
-def mapping_functions(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
-    return _variant_order(runs, "function", ["mean", "max", "sum"], {"p": 1.0})
+def mapping_functions(t: StudyTables) -> list[Comparison]:
+    return _variant_order(t.runs, "function", ["mean", "max", "sum"], {"p": 1.0})
 
 
-def exponent(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
-    return _variant_order(runs, "p", [1.0, 2.0, 4.0], {"function": "mean"}, first_only=True)
+def exponent(t: StudyTables) -> list[Comparison]:
+    return _variant_order(t.runs, "p", [1.0, 2.0, 4.0], {"function": "mean"}, first_only=True)
 
 
-def rewinding(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparison]:
+def rewinding(t: StudyTables) -> list[Comparison]:
     """Experiments equal but for the rewind epoch: the best of those rewinding into the band
     against the best of those outside it, best by mean validation top-1."""
+    runs = t.runs
     exps = _experiments(runs)
     keys = ["dataset", "model", "method", "method_options", "policy", "target_metric", "target", "train_epochs"]
     out = []
@@ -195,7 +207,8 @@ def rewinding(runs: pd.DataFrame, latency: pd.DataFrame | None) -> list[Comparis
     return out
 
 
-def targets_met(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
+def targets_met(t: StudyTables) -> Tally:
+    runs = t.runs
     adaptive = runs[runs["policy"].astype(str).str.startswith("aap_")]
     if adaptive.empty:
         return Tally("not run", "", 0)
@@ -206,7 +219,8 @@ def targets_met(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
     return Tally(verdict, evidence, len(adaptive))
 
 
-def speedups(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
+def speedups(t: StudyTables) -> Tally:
+    latency = t.latency
     if latency is None or latency.empty:
         return Tally("not run", "", 0)
     pairs = speedup_pairs(latency)
@@ -224,6 +238,48 @@ def speedups(runs: pd.DataFrame, latency: pd.DataFrame | None) -> Tally:
     ]
     evidence = f"batch 1 on {latency['cpu'].iloc[0]} (the paper: Raspberry Pi 3B+); " + "; ".join(parts)
     return Tally(verdict, evidence, len(pairs))
+
+
+# "The attention value of each filter is consistent across different batches" (Sec. 4.4): the
+# least rank correlation, over layers, of a layer's per-filter attention between batches that
+# counts as consistent. Fixed before any study ran; the evidence prints the correlations.
+CONSISTENT_RANK_CORRELATION = 0.9
+
+
+def input_insensitivity(t: StudyTables) -> Tally:
+    """Per run and layer of the dense model (round 0, p = 1): the mean Spearman correlation of
+    the filters' attention between pairs of training-image batches, and between the mean of
+    those and each random-input batch; the claim holds where the least of them is at least
+    ``CONSISTENT_RANK_CORRELATION``."""
+    a = t.attention
+    if a is None or a.empty:
+        return Tally("not run", "", 0)
+    dense = a[(a["round"] == 0) & (a["p"] == a["p"].min())]
+    real_min, random_min, parts = 1.0, 1.0, []
+    for run_id, rows in dense.groupby("run_id", sort=True):
+        real_r, random_r = [], []
+        for _, g in rows.groupby("group", sort=False):
+            wide = g.pivot_table(index="channel", columns=["source", "batch"], values="attention")
+            if len(wide) < 3:  # a rank correlation of one or two filters says nothing
+                continue
+            real = wide["train"] if "train" in wide.columns.get_level_values(0) else None
+            if real is not None and real.shape[1] > 1:
+                corr = real.rank().corr().to_numpy()  # Spearman: Pearson of the ranks (no scipy)
+                real_r.append(float(np.nanmean(corr[~np.eye(len(corr), dtype=bool)])))
+            if real is not None and "random" in wide.columns.get_level_values(0):
+                random_r.append(float(wide["random"].rank().corrwith(real.mean(axis=1).rank()).mean()))
+        # A layer whose filters all score alike (dead or constant) has no ranking: NaN, left out.
+        real_r, random_r = [r for r in real_r if r == r], [r for r in random_r if r == r]
+        real_min, random_min = min([real_min, *real_r]), min([random_min, *random_r])
+        parts.append(
+            f"{run_id}: real-real {min(real_r, default=float('nan')):.2f}, real-random "
+            f"{min(random_r, default=float('nan')):.2f} (least over {len(real_r)} layers)"
+        )
+    verdict = "yes" if min(real_min, random_min) >= CONSISTENT_RANK_CORRELATION else "no"
+    evidence = "Spearman rank correlation of per-filter attention between batches, dense model, p = 1: " + "; ".join(
+        parts
+    )
+    return Tally(verdict, evidence, dense["run_id"].nunique())
 
 
 CLAIMS = [
@@ -266,6 +322,13 @@ CLAIMS = [
         rewinding,
     ),
     Claim(
+        "attention is input-insensitive",
+        "the attention of each filter is consistent across batches of real images and of random vectors "
+        f"(Sec. 4.4, Fig. 3); consistent here: rank correlation >= {CONSISTENT_RANK_CORRELATION} in every layer",
+        "an attention table (`tables/attention.csv`: the workflow writes it for the adaptive runs' first seed)",
+        input_insensitivity,
+    ),
+    Claim(
         "targets met automatically",
         "the adaptive policies meet accuracy, size and FLOPs objectives without user intervention (Sec. 3.2)",
         "experiments under an aap_* policy",
@@ -288,11 +351,15 @@ def _combined(comparisons: list[Comparison]) -> str:
     return f"mixed ({counts})"
 
 
-def claims_table(runs: pd.DataFrame, latency: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per claim of ``CLAIMS``: its verdict on this study's runs and the evidence."""
+def claims_table(
+    runs: pd.DataFrame, latency: pd.DataFrame | None = None, attention: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per claim of ``CLAIMS``: its verdict on this study's tables (runs.csv, and
+    latency.csv and attention.csv where the study has them) and the evidence."""
+    tables = StudyTables(runs, latency, attention)
     rows = []
     for claim in CLAIMS:
-        result = claim.measure(runs, latency)
+        result = claim.measure(tables)
         if isinstance(result, Tally):
             verdict, evidence, count, seeds = result.verdict, result.evidence, result.count, ""
         elif result:

@@ -1,6 +1,8 @@
 """A study's figures in the paper's form, drawn from its tidy tables only (and, for the paper's
 points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG: ``tradeoff``,
-``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c) and ``speedup`` (Table 6). What each
+``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c), ``speedup`` (Table 6), and from
+``attention.csv`` (``prunebench attention``) ``attention`` (Figures 3, 5) and ``distribution``
+(Figure 9). What each
 shows is its caption in the HTML report, ``workflow/report/<name>.rst``.
 
 One style for all (``STYLE``): the Okabe-Ito colour-blind-safe palette, one colour per method in
@@ -22,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from cycler import cycler  # noqa: E402
 
-from prunebench.paths import FIGURE_FORMATS, FIGURES  # noqa: E402
+from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES  # noqa: E402
 from prunebench.report.paper import load_published  # noqa: E402
 from prunebench.report.tables import experiment_pairs, speedup_pairs  # noqa: E402
 
@@ -267,6 +269,84 @@ def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure
     return fig
 
 
+SHOWN_FILTERS = 32  # filters per layer in the attention figure (the paper shows a few dozen)
+
+
+def _attention_run(attention: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the run of the attention table whose last scored round is the latest (the most
+    pruned of an adaptive search; ties: the first by run id)."""
+    last = attention.groupby("run_id")["round"].max()
+    return attention[attention["run_id"] == last[last == last.max()].index.min()]
+
+
+def _spread(items: list, n: int) -> list:
+    """``n`` items evenly spread over ``items``, first and last included."""
+    if len(items) <= n:
+        return items
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
+def attention(table: pd.DataFrame | None) -> plt.Figure:
+    if table is None or table.empty:
+        return _empty("no attention table in this study (prunebench attention; Figures 3 and 5)")
+    run = _attention_run(table)
+    dense = run[run["round"] == 0]
+    groups = _spread(list(dict.fromkeys(dense["group"])), 4)
+    ps = sorted(dense["p"].unique())
+    fig, axes = plt.subplots(
+        len(ps), len(groups), figsize=(FULL_WIDTH, 1.6 * len(ps) + 0.4), squeeze=False, layout="constrained"
+    )
+    colors = {"train": PALETTE[0], "random": PALETTE[1]}
+    for i, p in enumerate(ps):
+        for j, group in enumerate(groups):
+            ax = axes[i][j]
+            mine = dense[(dense["p"] == p) & (dense["group"] == group)]
+            shown = sorted(mine["channel"].unique())[:SHOWN_FILTERS]
+            for (source, b), g in mine[mine["channel"].isin(shown)].groupby(["source", "batch"], sort=True):
+                g = g.sort_values("channel")
+                label = f"{'training images' if source == 'train' else 'random inputs'}" if b == 0 else None
+                ls = "-" if source == "train" else "--"
+                ax.plot(g["channel"], g["attention"], ls, color=colors[source], alpha=0.7, lw=0.8, label=label)
+            ax.set(title=f"{group}, p = {p:g}", xlabel="filter" if i == len(ps) - 1 else None)
+            if j == 0:
+                ax.set_ylabel("attention (mean |a|^p)")
+    axes[0][0].legend(loc="upper right")
+    fig.suptitle(f"{run['run_id'].iloc[0]}, dense model: one line per batch", fontsize=7)
+    return fig
+
+
+def distribution(table: pd.DataFrame | None) -> plt.Figure:
+    if table is None or table.empty:
+        return _empty("no attention table in this study (prunebench attention; Figure 9)")
+    run = _attention_run(table)
+    mine = run[(run["p"] == run["p"].min()) & (run["source"] == "train")]
+    per_filter = mine.groupby(["round", "group", "channel"], sort=False)["attention"].mean().reset_index()
+    rounds = sorted(per_filter["round"].unique())
+    shown = [rounds[0], rounds[-1]] if len(rounds) > 1 else rounds  # original and most pruned
+    groups = list(dict.fromkeys(per_filter["group"]))
+    fig, ax = plt.subplots(figsize=(FULL_WIDTH, PANEL_HEIGHT), layout="constrained")
+    width = 0.76 / len(shown)
+    for k, (rnd, color) in enumerate(zip(shown, (PALETTE[0], PALETTE[3]), strict=False)):
+        data = [per_filter[(per_filter["round"] == rnd) & (per_filter["group"] == g)]["attention"] for g in groups]
+        positions = [i + (k - (len(shown) - 1) / 2) * width for i in range(len(groups))]
+        parts = ax.boxplot(
+            data,
+            positions=positions,
+            widths=width * 0.9,
+            patch_artist=True,
+            showfliers=False,
+            medianprops={"color": "k"},
+        )
+        for box in parts["boxes"]:
+            box.set(facecolor=color, alpha=0.6)
+        ax.plot([], [], "s", color=color, label=f"round {rnd}" + (" (dense)" if rnd == 0 else ""))
+    ax.set_xticks(range(len(groups)), groups, rotation=90, fontsize=5)
+    p = mine["p"].iloc[0]
+    ax.set(ylabel=f"attention (mean |a|^{p:g}, per filter)", title=f"{run['run_id'].iloc[0]}: attention per layer")
+    ax.legend(loc="upper right")
+    return fig
+
+
 def write_figures(tables: Path, out: Path) -> list[Path]:
     """Every figure of the study whose tables are in ``tables``, into ``out``."""
     rounds = pd.read_csv(tables / "rounds.csv")
@@ -274,6 +354,8 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     layer_rows = pd.read_csv(tables / "layers.csv")
     latency_csv = tables / "latency.csv"
     latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
+    attention_csv = tables / f"{ATTENTION_TABLE}.csv"
+    attention_rows = pd.read_csv(attention_csv) if attention_csv.exists() else None
     published = load_published()
     makers: dict[str, Callable[[], plt.Figure]] = {
         "tradeoff": lambda: tradeoff(rounds, runs),
@@ -281,6 +363,8 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
         "adaptive": lambda: adaptive(rounds, runs),
         "layers": lambda: layers(layer_rows, runs),
         "speedup": lambda: speedup(latency, published),
+        "attention": lambda: attention(attention_rows),
+        "distribution": lambda: distribution(attention_rows),
     }
     files = []
     with plt.rc_context(STYLE):

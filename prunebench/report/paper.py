@@ -394,7 +394,9 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
     parts += ["## Table 1: the schedules this study ran, beside the paper's\n", markdown(schedule)]
     latency_csv = tables_dir / "latency.csv"
     latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
-    claims = claims_table(runs, latency)
+    attention_csv = tables_dir / f"{paths.ATTENTION_TABLE}.csv"
+    attention = pd.read_csv(attention_csv) if attention_csv.exists() else None
+    claims = claims_table(runs, latency, attention)
     atomic_write_text(markdown(claims), report_dir / "claims.md")
     atomic_write_text(
         latex(claims, f"The AAP paper's claims, measured by this study ({results.name})."), report_dir / "claims.tex"

@@ -62,7 +62,7 @@ class RunState:
         self._save()
 
     def checkpoint(self, rnd: int) -> Path:
-        return self.dir / f"round_{rnd:03d}.pt"
+        return paths.round_checkpoint(self.dir, rnd)
 
     def add(self, row: dict[str, Any], layers: list[dict[str, Any]]) -> None:
         self.rounds.append(row)

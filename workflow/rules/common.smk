@@ -67,7 +67,8 @@ BENCHMARK = {
     "preflight": job_benchmark("preflight/{model}-{experiment}"),
     "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
     **{
-        name: job_benchmark(name) for name in ("tables", "latency", "figures", "report")
+        name: job_benchmark(name)
+        for name in ("tables", "latency", "attention", "figures", "report")
     },
 }
 
@@ -157,6 +158,7 @@ def benchmarked_jobs():
     jobs += [("tables", {})] + (
         [("latency", {})] if config["latency"]["enabled"] else []
     )
+    jobs += [("attention", {})] if ATTENTION_RUNS else []
     jobs += [("figures", {}), ("report", {})]
     return [
         {"rule": rule, **wc, "benchmark": BENCHMARK[rule].format(**wc)}

@@ -65,6 +65,36 @@ rule latency:
         "prunebench latency {params.runs:q} --out {output:q} {params.options} > {log:q} 2>&1"
 
 
+# Per-filter attention (Figures 3, 5 and 9) of the first seed's runs under an AAP adaptive
+# policy: their dense model and their result, over real and random batches.
+ATTENTION_RUNS = [
+    run_dir(r.model, r.experiment, r.seed)
+    for r in RUNS
+    if r.adaptive and r.seed == FIRST_SEED
+]
+
+
+rule attention:
+    input:
+        [os.path.join(d, paths.SUMMARY) for d in ATTENTION_RUNS],
+    output:
+        paths.table_file(RESULTS, paths.ATTENTION_TABLE),
+    log:
+        job_log("attention"),
+    benchmark:
+        BENCHMARK["attention"]
+    conda:
+        "../../environment.yml"
+    threads: THREADS
+    resources:
+        gpu=GPUS,
+    params:
+        runs=ATTENTION_RUNS,
+        machine=machine_args,
+    shell:
+        "prunebench attention {params.runs:q} --out {output:q} {params.machine} > {log:q} 2>&1"
+
+
 # What every job cost, from Snakemake's benchmark records: one row per job (its rule and
 # wildcards, wall and CPU seconds, peak memory). Runs last: it reads every other job's record.
 rule jobs:
