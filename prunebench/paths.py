@@ -24,7 +24,7 @@ from pathlib import Path
 TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
 LATENCY_TABLE = "latency"
 ATTENTION_TABLE = "attention"  # per-filter attention of the AAP runs (prunebench attention)
-FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "speedup", "attention", "distribution")
+FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "attention", "distribution")
 FIGURE_FORMATS = ("pdf", "png")
 
 JOBS_TABLE = "jobs"  # every job's benchmark record

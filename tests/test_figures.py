@@ -219,3 +219,27 @@ def test_distribution_boxes_each_layers_per_filter_attention_of_the_dense_and_th
     # p = 1, training images only, each filter's mean over the batches (+ 0.05): the dense model's
     # g0, g1, g2, then round 2's (g1 keeps channels 0 and 2: median 1 + 2 + 0.05).
     assert medians == pytest.approx([1.55, 1.55, 1.55, 3.55, 3.05, 3.55])
+
+
+def test_rewind_draws_top1_and_stability_over_the_rewind_epoch_of_each_sweep(tables):
+    _, runs = tables
+    ilp = runs[runs.experiment == "ilp"].assign(train_epochs=160, target_met=True)
+    sweep = pd.concat(
+        [
+            ilp.assign(
+                experiment=f"ilp_k{k}", rewind_epoch=k, test_top1=90 + k / 40 + ilp.seed, stability_l2=10 - k / 16
+            )
+            for k in (40, 80, 144)
+        ]
+    )
+    fig = figures.rewind(sweep, load_published())
+    top, stability = fig.axes
+    x, y = top.containers[0].lines[0].get_data()
+    assert list(x) == [25.0, 50.0, 90.0] and list(y) == pytest.approx([91.5, 92.5, 94.1])  # seeds 0 and 1
+    assert list(stability.containers[0].lines[0].get_data()[1]) == pytest.approx([7.5, 5.0, 1.0])
+    band = top.patches[0].get_x(), top.patches[0].get_x() + top.patches[0].get_width()
+    assert band == (75.0, 90.0)  # the paper's 75-90 % of training
+    assert (
+        "no experiments that differ only in their rewind epoch"
+        in figures.rewind(runs, load_published()).axes[0].texts[0].get_text()
+    )

@@ -249,7 +249,7 @@ def test_smoke_study_draws_the_figures(smoke):
     tmp, _ = smoke
     figures = tmp / RESULTS / "figures"  # the default place: <results>/figures
     names = {p.name for p in figures.iterdir()}
-    expected = ("tradeoff", "iterative", "adaptive", "layers", "speedup", "attention", "distribution")
+    expected = ("tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "attention", "distribution")
     assert names == {f"{n}.{e}" for n in expected for e in ("pdf", "png")}
     # What each figure draws is tested in test_figures.py; here: every one was written, fonts embedded.
     assert all(b"/FontFile2" in (figures / f"{n}.pdf").read_bytes() for n in expected)

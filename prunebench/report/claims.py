@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from prunebench.report.tables import PairedDifference, is_aap, paired_difference, per_seed, same_size, speedup_pairs
+from prunebench.report.tables import (
+    PairedDifference,
+    is_aap,
+    paired_difference,
+    per_seed,
+    rewind_sweeps,
+    same_size,
+    speedup_pairs,
+)
 
 # Methods that rank filters by the L1 norm of their weights (Renda et al.'s ILP and its variants).
 L1_METHODS = ("ilp", "ilp_global", "ilp_mean", "l1")
@@ -180,20 +188,14 @@ def exponent(t: StudyTables) -> list[Comparison]:
 
 
 def rewinding(t: StudyTables) -> list[Comparison]:
-    """Experiments equal but for the rewind epoch: the best of those rewinding into the band
-    against the best of those outside it, best by mean validation top-1."""
-    runs = t.runs
-    exps = _experiments(runs)
-    keys = ["dataset", "model", "method", "method_options", "policy", "target_metric", "target", "train_epochs"]
+    """Per rewind-epoch sweep (``tables.rewind_sweeps``): the best of its experiments rewinding
+    into the band against the best of those outside it, best by mean validation top-1."""
     out = []
-    for (dataset, model, *_), group in exps.groupby(keys, sort=True, dropna=False):
-        met = runs[(runs.dataset == dataset) & (runs.model == model) & runs.target_met.astype(bool)]
-        met = met[met.experiment.isin(group.experiment)]
+    for sweep in rewind_sweeps(t.runs):
+        met = sweep[sweep.target_met.astype(bool)]
         val = met.groupby("experiment")["val_top1"].mean()
-        group = group[group.experiment.isin(val.index)]
-        if group.rewind_epoch.nunique() < 2:
-            continue
-        low, high = (f * float(group.train_epochs.iloc[0]) for f in REWIND_BAND)
+        group = _experiments(met)
+        low, high = (f * float(sweep.train_epochs.iloc[0]) for f in REWIND_BAND)
         band = group.rewind_epoch.between(low, high)
         if band.all() or not band.any():
             continue
@@ -203,7 +205,7 @@ def rewinding(t: StudyTables) -> list[Comparison]:
             f"rewind epoch {best_in.rewind_epoch} vs {best_out.rewind_epoch} of {best_in.train_epochs} (best by "
             "validation); test top-1 by rewind epoch " + ", ".join(f"{e}: {v:.2f}" for e, v in by_epoch.items())
         )
-        out.append(_compare(runs, best_in, best_out, lambda a, b, detail=detail: detail))
+        out.append(_compare(t.runs, best_in, best_out, lambda a, b, detail=detail: detail))
     return out
 
 

@@ -1,6 +1,6 @@
 """A study's figures in the paper's form, drawn from its tidy tables only (and, for the paper's
 points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG: ``tradeoff``,
-``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c), ``speedup`` (Table 6), and from
+``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c), ``rewind`` (4), ``speedup`` (Table 6), and from
 ``attention.csv`` (``prunebench attention``) ``attention`` (Figures 3, 5) and ``distribution``
 (Figure 9). What each
 shows is its caption in the HTML report, ``workflow/report/<name>.rst``.
@@ -26,7 +26,7 @@ from cycler import cycler  # noqa: E402
 
 from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES  # noqa: E402
 from prunebench.report.paper import load_published  # noqa: E402
-from prunebench.report.tables import experiment_pairs, speedup_pairs  # noqa: E402
+from prunebench.report.tables import experiment_pairs, rewind_sweeps, speedup_pairs  # noqa: E402
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
@@ -169,6 +169,39 @@ def iterative(rounds: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame)
             ax.axvline(level, color="grey", ls=":", lw=0.8, label="the paper's params levels" if k == 0 else None)
         ax.set(title=model, xlabel="params reduction (%)", ylabel="test top-1 (%)")
         ax.legend(loc="best")
+    return fig
+
+
+def rewind(runs: pd.DataFrame, published: pd.DataFrame) -> plt.Figure:
+    sweeps = rewind_sweeps(runs)
+    if not sweeps:
+        return _empty("no experiments that differ only in their rewind epoch in this study (Figure 4)")
+    width = ONE_COLUMN * min(len(sweeps), 2)
+    fig, axes = plt.subplots(2, len(sweeps), figsize=(width, 2 * PANEL_HEIGHT), squeeze=False, layout="constrained")
+    paper = published[(published["artifact"] == "fig4") & published["metric"].str.startswith("good_rewind_fraction")]
+    band = sorted(float(v) for v in paper["value"])
+    panels = (("test_top1", "test top-1 (%)"), ("stability_l2", "L2 distance to the dense weights"))
+    for j, sweep in enumerate(sweeps):
+        met = sweep[sweep["target_met"].astype(bool)]
+        at = met.assign(rewind=100 * met["rewind_epoch"] / met["train_epochs"]).groupby("rewind", sort=True)
+        first = sweep.iloc[0]
+        target = f"{first['target_metric']} {first['target']:g} %" if pd.notna(first["target"]) else "its loss target"
+        for i, (column, label) in enumerate(panels):
+            ax = axes[i][j]
+            stats = at[column].agg(["mean", "std"])
+            ax.errorbar(
+                stats.index,
+                stats["mean"],
+                yerr=stats["std"].fillna(0),
+                marker="o",
+                capsize=2,
+                color=PALETTE[0],
+                label=f"{first['method']}, {first['policy']} (n={met['seed'].nunique()})",
+            )
+            ax.axvspan(*band, color="grey", alpha=0.15, label="the paper's best range (75-90 %)")
+            ax.set(ylabel=label, xlabel="rewind epoch (% of training)" if i == 1 else None, xlim=(-3, 103))
+        axes[0][j].set_title(f"{first['model']}, {target}")
+        axes[0][j].legend(loc="best")
     return fig
 
 
@@ -360,6 +393,7 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     makers: dict[str, Callable[[], plt.Figure]] = {
         "tradeoff": lambda: tradeoff(rounds, runs),
         "iterative": lambda: iterative(rounds, runs, published),
+        "rewind": lambda: rewind(runs, published),
         "adaptive": lambda: adaptive(rounds, runs),
         "layers": lambda: layers(layer_rows, runs),
         "speedup": lambda: speedup(latency, published),

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 import yaml
 
-from prunebench import paths
+from prunebench import paths, surgery
 from prunebench.errors import DamagedFileError
 from prunebench.io import atomic_write_text, file_sha256, read_json
 from prunebench.score.contract import make_method
@@ -152,6 +153,17 @@ def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
                 if same_size(a, b):
                     rows.append((dataset, model, a.experiment, b.experiment))
     return pd.DataFrame(rows, columns=["dataset", "model", "experiment", "baseline"])
+
+
+# What a rewind-epoch sweep holds fixed: experiments equal in these, apart in train.rewind_epoch.
+SWEEP_KEYS = ["dataset", "model", "method", "method_options", "policy", "target_metric", "target", "train_epochs"]
+
+
+def rewind_sweeps(runs: pd.DataFrame) -> list[pd.DataFrame]:
+    """The runs (every seed) of each group of experiments that differ only in their rewind epoch
+    (``SWEEP_KEYS`` equal, two or more rewind epochs): the paper's Fig. 4 and its 75-90 % claim."""
+    keys = [k for k in SWEEP_KEYS if k in runs]
+    return [g for _, g in runs.groupby(keys, sort=True, dropna=False) if g["rewind_epoch"].nunique() >= 2]
 
 
 def same_size(a: Any, b: Any) -> bool:
@@ -320,6 +332,18 @@ def read_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     return summary, run
 
 
+def stability_l2(run_dir: Path, dense_dir: Path) -> float:
+    """Stability to pruning (Frankle et al. 2019; the paper's Fig. 4b): the L2 distance between
+    the result's parameters and the dense model's at the end of training, restricted to the
+    channels the result keeps."""
+    arch, model, _ = surgery.load_checkpoint(run_dir / paths.FINAL)
+    _, dense, _ = surgery.load_checkpoint(dense_dir / paths.DENSE_MODEL)
+    original = surgery.rewind_weights(arch, dense.state_dict())
+    with torch.no_grad():
+        total = sum(float(((a - b) ** 2).sum()) for a, b in zip(model.parameters(), original.parameters(), strict=True))
+    return math.sqrt(total)
+
+
 def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     """Write the seven tables for ``run_dirs`` into ``out``; returns their paths."""
     rounds, layers, runs, dense = [], [], [], {}
@@ -343,6 +367,7 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 "method_options": method_options(config["prune"]),
                 "rewind_epoch": config["train"]["rewind_epoch"],
                 **{f"train_{key}": _cell(config["train"][key]) for key in SCHEDULE_KEYS},
+                "stability_l2": stability_l2(d, Path(run["dense_dir"])),
             }
         )
         dense_dir = Path(run["dense_dir"])
