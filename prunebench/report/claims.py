@@ -14,7 +14,7 @@ run`` when the study has no experiments that test it (the claim names what they 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,9 @@ def _experiments(runs: pd.DataFrame) -> pd.DataFrame:
     return exps
 
 
-def _compare(runs: pd.DataFrame, a: Any, b: Any, detail: Callable[[Any, Any], str] | None = None) -> Comparison:
+def _compare(
+    runs: pd.DataFrame, a: Any, b: Any, detail: Callable[[pd.DataFrame, pd.DataFrame], str] | None = None
+) -> Comparison:
     met = runs[runs["target_met"].astype(bool)]
     ra = per_seed(met, a.dataset, a.model, a.experiment)
     rb = per_seed(met, b.dataset, b.model, b.experiment)
@@ -109,51 +111,47 @@ def _epochs(a: pd.DataFrame, b: pd.DataFrame) -> str:
     return f"{_sizes(a, b)}, epochs {a.train_epochs_total.mean():.0f} vs {b.train_epochs_total.mean():.0f}"
 
 
-def _pairs(exps: pd.DataFrame, better: Callable[[Any], bool], worse: Callable[[Any, Any], bool]) -> Iterator[tuple]:
-    for _, group in exps.groupby(["dataset", "model"], sort=True):
+def _comparisons(
+    runs: pd.DataFrame,
+    better: Callable[[Any], bool],
+    worse: Callable[[Any, Any], bool],
+    detail: Callable[[pd.DataFrame, pd.DataFrame], str],
+) -> list[Comparison]:
+    """Every experiment a with ``better(a)`` against every other b of its (dataset, model) with
+    ``worse(a, b)`` at an equal size (``tables.same_size``)."""
+    out = []
+    for _, group in _experiments(runs).groupby(["dataset", "model"], sort=True):
         for a in group.itertuples():
             if better(a):
                 for b in group.itertuples():
                     if b.experiment != a.experiment and worse(a, b) and same_size(a, b):
-                        yield a, b
+                        out.append(_compare(runs, a, b, detail))
+    return out
 
 
 def attention_vs_l1(t: StudyTables) -> list[Comparison]:
-    runs = t.runs
-    exps = _experiments(runs)
-    return [
-        _compare(runs, a, b, _sizes)
-        for a, b in _pairs(
-            exps,
-            lambda a: a.method == "aap",
-            # The same policy (scores are all that differ) or L1 channels in AAP's architecture.
-            lambda a, b: b.method in L1_METHODS and (b.policy == a.policy or b.policy == "matched"),
-        )
-    ]
+    return _comparisons(
+        t.runs,
+        lambda a: a.method == "aap",
+        # The same policy (scores are all that differ) or L1 channels in AAP's architecture.
+        lambda a, b: b.method in L1_METHODS and (b.policy == a.policy or b.policy == "matched"),
+        _sizes,
+    )
 
 
 def aap_vs_baselines(t: StudyTables) -> list[Comparison]:
-    runs = t.runs
-    exps = _experiments(runs)
-    return [
-        _compare(runs, a, b, _epochs)
-        for a, b in _pairs(
-            exps, lambda a: is_aap(a.method, a.policy), lambda a, b: not str(b.policy).startswith("aap_")
-        )
-    ]
+    return _comparisons(
+        t.runs, lambda a: is_aap(a.method, a.policy), lambda a, b: not str(b.policy).startswith("aap_"), _epochs
+    )
 
 
 def adaptive_vs_fixed(t: StudyTables) -> list[Comparison]:
-    runs = t.runs
-    exps = _experiments(runs)
-    return [
-        _compare(runs, a, b, _epochs)
-        for a, b in _pairs(
-            exps,
-            lambda a: is_aap(a.method, a.policy),
-            lambda a, b: b.method == "aap" and b.policy == "iterative" and b.options == a.options,
-        )
-    ]
+    return _comparisons(
+        t.runs,
+        lambda a: is_aap(a.method, a.policy),
+        lambda a, b: b.method == "aap" and b.policy == "iterative" and b.options == a.options,
+        _epochs,
+    )
 
 
 def _variant_order(
