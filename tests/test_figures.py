@@ -232,14 +232,11 @@ def test_rewind_draws_top1_and_stability_over_the_rewind_epoch_of_each_sweep(tab
             for k in (40, 80, 144)
         ]
     )
-    fig = figures.rewind(sweep, load_published())
+    fig = figures.rewind(sweep)
     top, stability = fig.axes
     x, y = top.containers[0].lines[0].get_data()
     assert list(x) == [25.0, 50.0, 90.0] and list(y) == pytest.approx([91.5, 92.5, 94.1])  # seeds 0 and 1
     assert list(stability.containers[0].lines[0].get_data()[1]) == pytest.approx([7.5, 5.0, 1.0])
     band = top.patches[0].get_x(), top.patches[0].get_x() + top.patches[0].get_width()
     assert band == (75.0, 90.0)  # the paper's 75-90 % of training
-    assert (
-        "no experiments that differ only in their rewind epoch"
-        in figures.rewind(runs, load_published()).axes[0].texts[0].get_text()
-    )
+    assert "no experiments that differ only in their rewind epoch" in figures.rewind(runs).axes[0].texts[0].get_text()

@@ -25,6 +25,7 @@ import pandas as pd  # noqa: E402
 from cycler import cycler  # noqa: E402
 
 from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES  # noqa: E402
+from prunebench.report.claims import REWIND_BAND  # noqa: E402
 from prunebench.report.paper import load_published  # noqa: E402
 from prunebench.report.tables import experiment_pairs, rewind_sweeps, speedup_pairs  # noqa: E402
 
@@ -172,14 +173,13 @@ def iterative(rounds: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame)
     return fig
 
 
-def rewind(runs: pd.DataFrame, published: pd.DataFrame) -> plt.Figure:
+def rewind(runs: pd.DataFrame) -> plt.Figure:
     sweeps = rewind_sweeps(runs)
     if not sweeps:
         return _empty("no experiments that differ only in their rewind epoch in this study (Figure 4)")
     width = ONE_COLUMN * min(len(sweeps), 2)
     fig, axes = plt.subplots(2, len(sweeps), figsize=(width, 2 * PANEL_HEIGHT), squeeze=False, layout="constrained")
-    paper = published[(published["artifact"] == "fig4") & published["metric"].str.startswith("good_rewind_fraction")]
-    band = sorted(float(v) for v in paper["value"])
+    band = [100 * f for f in REWIND_BAND]
     panels = (("test_top1", "test top-1 (%)"), ("stability_l2", "L2 distance to the dense weights"))
     for j, sweep in enumerate(sweeps):
         met = sweep[sweep["target_met"].astype(bool)]
@@ -198,7 +198,7 @@ def rewind(runs: pd.DataFrame, published: pd.DataFrame) -> plt.Figure:
                 color=PALETTE[0],
                 label=f"{first['method']}, {first['policy']} (n={met['seed'].nunique()})",
             )
-            ax.axvspan(*band, color="grey", alpha=0.15, label="the paper's best range (75-90 %)")
+            ax.axvspan(*band, color="grey", alpha=0.15, label=f"the paper's best range ({band[0]:g}-{band[1]:g} %)")
             ax.set(ylabel=label, xlabel="rewind epoch (% of training)" if i == 1 else None, xlim=(-3, 103))
         axes[0][j].set_title(f"{first['model']}, {target}")
         axes[0][j].legend(loc="best")
@@ -393,7 +393,7 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     makers: dict[str, Callable[[], plt.Figure]] = {
         "tradeoff": lambda: tradeoff(rounds, runs),
         "iterative": lambda: iterative(rounds, runs, published),
-        "rewind": lambda: rewind(runs, published),
+        "rewind": lambda: rewind(runs),
         "adaptive": lambda: adaptive(rounds, runs),
         "layers": lambda: layers(layer_rows, runs),
         "speedup": lambda: speedup(latency, published),

@@ -25,6 +25,7 @@ from prunebench.errors import ConfigError
 from prunebench.io import atomic_write_text
 from prunebench.report.claims import claims_table
 from prunebench.report.deviations import deviations
+from prunebench.report.tables import summary_table
 
 PUBLISHED_CSV = Path(__file__).resolve().parents[2] / "configs" / "paper" / "published.csv"
 THIS_PAPER = "Zhao et al. 2023 (this paper)"
@@ -129,10 +130,13 @@ def _mean_std(mean: float, std: float, n: int) -> str:
 
 
 def paper_tables(
-    study: dict[str, Any], summary: pd.DataFrame, dense: pd.DataFrame, published: pd.DataFrame
+    study: dict[str, Any], runs: pd.DataFrame, dense: pd.DataFrame, published: pd.DataFrame
 ) -> dict[str, pd.DataFrame]:
     """Per artifact a table: one row per published (model, method, target), its published
-    numbers, ours (mean ± std over seeds) and the difference, where an experiment reproduces it."""
+    numbers, ours (mean ± std over the seeds that met the target: a run that missed it kept
+    another size, often the dense model) and the difference, where an experiment reproduces it."""
+    summary = summary_table(runs)
+    met_summary = summary_table(runs[runs["target_met"].astype(bool)])
     sels = selectors(study)
     tables = {}
     for artifact in sorted({s.artifact for s in sels}):
@@ -201,13 +205,21 @@ def paper_tables(
                     "status": status,
                 }
                 o = ours.iloc[0] if len(ours) else None
+                of_met = met_summary[
+                    (met_summary.experiment == (sel.experiment if sel else None))
+                    & (met_summary.model == run_model)
+                    & (met_summary.dataset == run_dataset)
+                ]
+                m = of_met.iloc[0] if len(of_met) else None
                 for metric in metrics:
                     heading, column = METRICS[metric]
                     published_value = float(values[metric]) if metric in values else math.nan
                     row[f"{heading} published"] = values.get(metric, "-")
-                    if o is not None and column is not None:
-                        mean, std = float(o[f"{column}_mean"]), float(o[f"{column}_std"])
-                        row[f"{heading} ours"] = _mean_std(mean, std, int(o.seeds))
+                    if o is not None and m is None:  # no seed met the target: no result to show
+                        row[f"{heading} ours"] = row[f"{heading} Δ"] = "-"
+                    elif m is not None and column is not None:
+                        mean, std = float(m[f"{column}_mean"]), float(m[f"{column}_std"])
+                        row[f"{heading} ours"] = _mean_std(mean, std, int(m.seeds))
                         row[f"{heading} Δ"] = (
                             f"{mean - published_value:+.2f}" if not math.isnan(published_value) else "-"
                         )
@@ -359,7 +371,13 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
     tables_dir = Path(paths.table_file(str(results), "summary")).parent
     summary = pd.read_csv(tables_dir / "summary.csv")
     dense = pd.read_csv(tables_dir / "dense.csv", dtype={"trained_by": str})
-    tables = paper_tables(study, summary, dense, published)
+    runs = pd.read_csv(tables_dir / "runs.csv")
+    if missing := sorted({*TABLE1_KEYS, "method_options", "policy_options"} - set(runs.columns)):
+        raise ConfigError(
+            f"{tables_dir / 'runs.csv'} has no columns {missing} (written by an older prunebench): write the "
+            "tables again with `prunebench tables` (in a study: snakemake --forcerun tables)"
+        )
+    tables = paper_tables(study, runs, dense, published)
     report_dir = Path(paths.report_dir(str(results)))
     report_dir.mkdir(parents=True, exist_ok=True)
     parts = [
@@ -367,8 +385,9 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
         f"Seeds {', '.join(map(str, study['seeds']))}; models {', '.join(study['models'])}; dataset "
         f"{study['base']['data']['dataset']}. Published numbers: `configs/paper/{PUBLISHED_CSV.name}` "
         "(Zhao et al. 2023 and the works it quotes; see `configs/paper/published.md` for garbled cells). "
-        "Ours: `tables/summary.csv`, mean ± std over seeds; accuracy loss is each run's test top-1 "
-        "against its own dense model; Δ is ours minus published; decisions used the validation split only.\n",
+        "Ours: mean ± std over the seeds that met the target (`tables/runs.csv`); accuracy loss is each run's "
+        "test top-1 against its own dense model; Δ is ours minus published; decisions used the validation split "
+        "only.\n",
     ]
     if not tables:
         parts.append("No experiment of this study names a published row (`published:` in its config).\n")
@@ -378,12 +397,6 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
         atomic_write_text(markdown(df), report_dir / f"{artifact}.md")
         atomic_write_text(latex(df, caption), report_dir / f"{artifact}.tex")
         parts += [f"## {title}\n", markdown(df)]
-    runs = pd.read_csv(tables_dir / "runs.csv")
-    if missing := sorted({*TABLE1_KEYS, "method_options"} - set(runs.columns)):
-        raise ConfigError(
-            f"{tables_dir / 'runs.csv'} has no columns {missing} (written by an older prunebench): write the "
-            "tables again with `prunebench tables` (in a study: snakemake --forcerun tables)"
-        )
     paper_table1 = pd.read_csv(PUBLISHED_CSV.with_name("table1.csv"), dtype=str, keep_default_na=False)
     schedule = table1(study, runs, paper_table1)
     atomic_write_text(markdown(schedule), report_dir / "table1.md")

@@ -156,7 +156,10 @@ def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 # What a rewind-epoch sweep holds fixed: experiments equal in these, apart in train.rewind_epoch.
-SWEEP_KEYS = ["dataset", "model", "method", "method_options", "policy", "target_metric", "target", "train_epochs"]
+SWEEP_KEYS = [
+    "dataset", "model", "method", "method_options", "policy", "policy_options", "target_metric", "target",
+    "loss_target", "reference", "rewind", *(f"train_{key}" for key in SCHEDULE_KEYS),
+]  # fmt: skip
 
 
 def rewind_sweeps(runs: pd.DataFrame) -> list[pd.DataFrame]:
@@ -365,6 +368,16 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 **_ledger(r),
                 **_target_columns(final["policy"], config["prune"]),
                 "method_options": method_options(config["prune"]),
+                # The options beside the target (its own columns), to tell variants of one policy apart.
+                "policy_options": json.dumps(
+                    {
+                        k: v
+                        for k, v in (config["prune"].get("policy_options") or {}).items()
+                        if k not in ("target", "reference")
+                    },
+                    sort_keys=True,
+                ),
+                "rewind": config["train"]["rewind"],
                 "rewind_epoch": config["train"]["rewind_epoch"],
                 **{f"train_{key}": _cell(config["train"][key]) for key in SCHEDULE_KEYS},
                 "stability_l2": stability_l2(d, Path(run["dense_dir"])),

@@ -1,12 +1,19 @@
-"""The experiments table of REPORT.md and the README section written from a study's report
-(prunebench.report.paper: experiments_table, update_readme)."""
+"""Parts of REPORT.md (prunebench.report.paper): the paper's rows beside ours, the experiments
+table, and the README section written from a study's report."""
 
 import pandas as pd
 import pytest
 
 from prunebench import paths
 from prunebench.errors import ConfigError
-from prunebench.report.paper import README_BEGIN, README_END, experiments_table, update_readme
+from prunebench.report.paper import (
+    README_BEGIN,
+    README_END,
+    experiments_table,
+    load_published,
+    paper_tables,
+    update_readme,
+)
 
 
 def row(experiment, model, seed, met=True, **values):
@@ -76,3 +83,29 @@ def test_a_readme_without_the_markers_of_that_study_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="needs one results section"):
         update_readme(readme, "configs/default.yaml", tmp_path)
     assert "configs/other.yaml" in readme.read_text()  # untouched
+
+
+def test_a_published_row_sits_beside_the_seeds_that_met_the_target_only():
+    study = {
+        "seeds": [0, 1, 2],
+        "models": ["lenet5"],
+        "base": {"data": {"dataset": "mnist"}},
+        "experiments": {"aap99": {"published": {"artifact": "table5", "method": "AAP", "target": "params 99%"}}},
+    }
+
+    def aap99(seed, cut, loss, met=True):
+        shared = dict(dataset="mnist", target_metric="params", target=99.0, images_seen=1, train_wall_s=1.0)
+        top1 = 99.0 - loss
+        return row("aap99", "lenet5", seed, met, params_reduction=cut, val_top1=top1, test_top1=top1,
+                   val_drop=loss, test_drop=loss, **shared)  # fmt: skip
+
+    # Seed 2 missed the target: it kept the dense model (no cut, no loss), no result to average in.
+    runs = pd.DataFrame([aap99(0, 99.0, 0.5), aap99(1, 99.4, 0.3), aap99(2, 0.0, 0.0, met=False)])
+    dense = pd.DataFrame([{"dataset": "mnist", "model": "lenet5", "seed": 0, "test_top1": 99.0, "trained_by": None}])
+    table = paper_tables(study, runs, dense, load_published())["table5"]
+    aap = table[table.experiment == "aap99"].iloc[0]
+    assert aap["Params. ↓ (%) ours"] == "99.20 ± 0.28" and aap["Acc. ↓ (%) ours"] == "0.40 ± 0.14"
+    assert aap["target met"] == "2/3" and aap["status"] == "target missed in 1 of 3 seeds"
+    runs["target_met"] = False
+    aap = paper_tables(study, runs, dense, load_published())["table5"].query("experiment == 'aap99'").iloc[0]
+    assert aap["Params. ↓ (%) ours"] == "-" and aap["Params. ↓ (%) Δ"] == "-" and aap["target met"] == "0/3"
