@@ -59,7 +59,7 @@ def test_mean_max_sum_are_ordered_pairwise_by_seed():
     runs += aap("sum", [92.0, 92.4, 91.9], function="sum")
     row = claim(runs, "mean > max > sum")
     assert row.verdict == "yes" and row.comparisons == 3 and row.seeds == 3
-    assert "mean − max: +0.50" in row.evidence and "max − sum: +0.50" in row.evidence
+    assert "vgg16 mean − max: +0.50" in row.evidence and "max − sum: +0.50" in row.evidence
     assert "mean − sum: +1.00" in row.evidence
     # The other order: sum's top-1 above mean's in every seed.
     runs = aap("mean", [92.0, 92.4, 91.9]) + aap("sum", [93.0, 93.5, 92.8], function="sum")
@@ -231,7 +231,7 @@ def test_a_pair_without_a_seed_where_both_met_their_targets_compares_nothing():
     adaptive = run_rows("aap", "aap", "aap_params", [93.0, 93.2], options=AAP_OPTIONS, met=[False, False])
     ilp = run_rows("ilp", "ilp", "iterative", [92.0, 92.1])
     row = claim(adaptive + ilp, "AAP beats the baselines")
-    assert row.verdict == "not run" and "no seed where both met their targets: aap vs ilp" in row.evidence
+    assert row.verdict == "not run" and "no seed where both met their targets: vgg16 aap vs ilp" in row.evidence
     random = run_rows("random", "random", "iterative", [80.0, 80.5])
     ok = run_rows("aap2", "aap", "aap_params", [90.0, 91.0], options=AAP_OPTIONS)
     row = claim(adaptive + ilp + random + ok, "AAP beats the baselines")

@@ -44,6 +44,7 @@ CLAIM_COLUMNS = ["claim", "paper", "verdict", "comparisons", "seeds", "evidence"
 
 @dataclass(frozen=True)
 class Comparison:
+    model: str
     better: str  # the experiment the paper says is better
     worse: str
     diff: PairedDifference  # better minus worse, test top-1 (points)
@@ -60,9 +61,8 @@ class Comparison:
         d = self.diff
         interval = f" [{d.low:+.2f}, {d.high:+.2f}]" if d.n >= 2 else ""
         detail = f"; {self.detail}" if self.detail else ""
-        return (
-            f"{self.better} − {self.worse}: {d.mean:+.2f}{interval} points top-1, {d.n} seeds ({self.verdict}){detail}"
-        )
+        head = f"{self.model} {self.better} − {self.worse}: {d.mean:+.2f}{interval} points top-1"
+        return f"{head}, {d.n} seeds ({self.verdict}){detail}"
 
 
 @dataclass(frozen=True)
@@ -101,9 +101,8 @@ def _compare(
     met = runs[runs["target_met"].astype(bool)]
     ra = per_seed(met, a.dataset, a.model, a.experiment)
     rb = per_seed(met, b.dataset, b.model, b.experiment)
-    return Comparison(
-        a.experiment, b.experiment, paired_difference(ra, rb, "test_top1"), detail(ra, rb) if detail else ""
-    )
+    diff = paired_difference(ra, rb, "test_top1")
+    return Comparison(a.model, a.experiment, b.experiment, diff, detail(ra, rb) if detail else "")
 
 
 def _sizes(a: pd.DataFrame, b: pd.DataFrame) -> str:
@@ -388,7 +387,7 @@ def claims_table(
             else:
                 verdict, evidence, count, seeds = "not run", "", 0, ""
             if empty:
-                names = ", ".join(f"{c.better} vs {c.worse}" for c in empty)
+                names = ", ".join(f"{c.model} {c.better} vs {c.worse}" for c in empty)
                 evidence += f"{'; ' if evidence else ''}no seed where both met their targets: {names}"
         if verdict == "not run":
             evidence = f"needs {claim.needs}" + (f" ({evidence})" if evidence else "")
