@@ -77,12 +77,12 @@ def _empty(message: str) -> plt.Figure:
     return fig
 
 
-def _grid(n: int, cols: int = 2) -> tuple[plt.Figure, list[plt.Axes]]:
+def _grid(n: int, cols: int = 2, height: float = PANEL_HEIGHT) -> tuple[plt.Figure, list[plt.Axes]]:
     """n panels, ``cols`` per row: one column wide for a single panel, else the full width."""
     cols = min(n, cols)
     rows = -(-n // cols)
     width = ONE_COLUMN if cols == 1 else FULL_WIDTH
-    fig, axes = plt.subplots(rows, cols, figsize=(width, PANEL_HEIGHT * rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(rows, cols, figsize=(width, height * rows), squeeze=False, layout="constrained")
     flat = list(axes.flat)
     for ax in flat[n:]:
         ax.axis("off")
@@ -111,7 +111,9 @@ def tradeoff(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     colors = method_colors(list(runs["method"]))
     models = sorted(runs["model"].unique())
     pairs = experiment_pairs(runs)
-    fig, axes = _grid(2 * len(models))
+    # Room below each panel for its legend: two columns of experiment names.
+    legend_rows = -(-int(runs.groupby("model")["experiment"].nunique().max()) // 2)
+    fig, axes = _grid(2 * len(models), height=PANEL_HEIGHT + 0.13 * legend_rows)
     for i, model in enumerate(models):
         mine = runs[runs["model"] == model]
         paired = pairs[pairs["model"] == model]
@@ -140,7 +142,8 @@ def tradeoff(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
                     continue
                 marker = MARKERS[j % len(MARKERS)]
                 _result_point(ax, group, "params_reduction", "test_drop", label, color=color, marker=marker)
-            ax.legend(loc="best")
+            # Below the panel: a study compares a dozen experiments, a legend inside would hide them.
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     return fig
 
 
