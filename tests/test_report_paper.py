@@ -109,3 +109,38 @@ def test_a_published_row_sits_beside_the_seeds_that_met_the_target_only():
     runs["target_met"] = False
     aap = paper_tables(study, runs, dense, load_published())["table5"].query("experiment == 'aap99'").iloc[0]
     assert aap["Params. ↓ (%) ours"] == "-" and aap["Params. ↓ (%) Δ"] == "-" and aap["target met"] == "0/3"
+
+
+def test_table_6s_two_models_of_one_target_are_reproduced_by_one_experiment_each():
+    study = {
+        "seeds": [0],
+        "models": ["resnet56"],
+        "base": {"data": {"dataset": "cifar10"}},
+        "experiments": {
+            f"flops{level}": {"published": {"artifact": "table6", "method": "AAP", "target": "acc 0%", "entry": entry}}
+            for level, entry in ((34, 1), (56, 2))
+        },
+    }
+    shared = dict(dataset="cifar10", target_metric="flops", images_seen=1, train_wall_s=1.0, val_top1=93.0,
+                  test_top1=93.0, val_drop=0.0)  # fmt: skip
+    runs = pd.DataFrame(
+        [
+            row("flops34", "resnet56", 0, target=33.77, flops_reduction=34.0, test_drop=-0.2, **shared),
+            row("flops56", "resnet56", 0, target=56.33, flops_reduction=56.5, test_drop=0.1, **shared),
+        ]
+    )
+    dense = pd.DataFrame(
+        [{"dataset": "cifar10", "model": "resnet56", "seed": 0, "test_top1": 93.0, "trained_by": None}]
+    )
+    table = paper_tables(study, runs, dense, load_published())["table6"].set_index("experiment")
+    assert table.loc["flops34", "target"] == "acc 0% (pruned model 1 of 2)"
+    assert (
+        table.loc["flops34", "FLOPs ↓ (%) published"] == "33.77" and table.loc["flops34", "FLOPs ↓ (%) ours"] == "34.00"
+    )
+    assert (
+        table.loc["flops56", "FLOPs ↓ (%) published"] == "56.33" and table.loc["flops56", "Acc. ↓ (%) ours"] == "0.10"
+    )
+    assert table.loc["flops56", "Speedup (x) published"] == "1.49"
+    study["experiments"]["flops56"]["published"]["entry"] = 3
+    with pytest.raises(ConfigError, match="entry must be 1 or 2"):
+        paper_tables(study, runs, dense, load_published())

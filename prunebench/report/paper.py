@@ -36,7 +36,10 @@ METRICS: dict[str, tuple[str, str | None]] = {
     "flops_reduction": ("FLOPs ↓ (%)", "flops_reduction"),
     "speedup": ("Speedup (x)", None),
 }
-SELECTOR_KEYS = {"artifact", "method", "target", "model", "dataset"}
+SELECTOR_KEYS = {"artifact", "method", "target", "model", "dataset", "entry"}
+# Table 6 and Fig. 6 give two pruned models per (method, target), told apart by this flag note;
+# a selector's ``entry: 1`` or ``2`` picks one.
+ENTRY = r"pruned model (\d) of 2"
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,12 @@ class Selector:
     dataset: str
     run_model: str
     run_dataset: str
+    entry: str = ""  # "1" / "2": one of the two pruned models of a Table 6 / Fig. 6 row pair
+
+
+def _entries(published: pd.DataFrame) -> pd.Series:
+    """Each published row's entry number ("1", "2"), "" where the row has no pair."""
+    return published.flag.str.extract(ENTRY)[0].fillna("")
 
 
 def load_published(path: Path = PUBLISHED_CSV) -> pd.DataFrame:
@@ -77,8 +86,10 @@ def selectors(study: dict[str, Any]) -> list[Selector]:
             ):
                 raise ConfigError(
                     f"experiment {name!r}: published must be a mapping (or a list of them) with artifact, method, "
-                    f"target and optionally model, dataset; got {sel!r}"
+                    f"target and optionally model, dataset, entry (1 or 2: one of Table 6's two models); got {sel!r}"
                 )
+            if str(sel.get("entry", "1")) not in ("1", "2"):
+                raise ConfigError(f"experiment {name!r}: published entry must be 1 or 2, got {sel['entry']!r}")
             for model in experiment_models(study, name):
                 out.append(
                     Selector(
@@ -90,6 +101,7 @@ def selectors(study: dict[str, Any]) -> list[Selector]:
                         str(sel.get("dataset", dataset)),
                         model,
                         dataset,
+                        str(sel.get("entry", "")),
                     )
                 )
     return out
@@ -120,6 +132,7 @@ def _rows(published: pd.DataFrame, s: Selector) -> pd.DataFrame:
         & (p.dataset == s.dataset)
         & (p.method == s.method)
         & (p.target == s.target)
+        & ((_entries(p) == s.entry) if s.entry else True)
     ]
 
 
@@ -141,7 +154,7 @@ def paper_tables(
     tables = {}
     for artifact in sorted({s.artifact for s in sels}):
         pairs = {(s.model, s.dataset): (s.run_model, s.run_dataset) for s in sels if s.artifact == artifact}
-        mine = {(s.model, s.dataset, s.method, s.target): s for s in sels if s.artifact == artifact}
+        mine = {(s.model, s.dataset, s.method, s.target, s.entry): s for s in sels if s.artifact == artifact}
         rows = published[
             (published.artifact == artifact)
             & pd.Series(
@@ -172,12 +185,14 @@ def paper_tables(
                     }
                 )
             pruned = group[group.method != "dense"]
-            # Table 6 and Fig. 6 give two pruned models per (method, target): their rows share the
-            # flag note "pruned model i of 2", which keeps them apart here.
-            entry = pruned.flag.str.extract(r"(pruned model \d of 2)")[0].fillna("")
-            for (method, target, _), g in pruned.groupby([pruned.method, pruned.target, entry], sort=False):
+            for (method, target, entry), g in pruned.groupby(
+                [pruned.method, pruned.target, _entries(pruned)], sort=False
+            ):
                 values = dict(zip(g.metric, g.value, strict=True))
-                sel = mine.get((model, dataset, method, target))
+                # A pair's entry is named by the selector; a selector without one takes both.
+                sel = mine.get((model, dataset, method, target, entry)) or mine.get(
+                    (model, dataset, method, target, "")
+                )
                 ours = (
                     summary[
                         (summary.experiment == sel.experiment)
@@ -198,7 +213,7 @@ def paper_tables(
                     status = "not run" if source == THIS_PAPER else "quoted"
                 row = {
                     "model": model,
-                    "target": target,
+                    "target": f"{target} (pruned model {entry} of 2)" if entry else target,
                     "method": method,
                     "source": source,
                     "experiment": sel.experiment if sel else "",
