@@ -87,7 +87,7 @@ def _cmd_latency(args: argparse.Namespace) -> None:
 
 def _cmd_attention(args: argparse.Namespace) -> None:
     from prunebench.io import atomic_write_text
-    from prunebench.measure.attention import attention_table
+    from prunebench.measure.attention import activation_maps, attention_table
 
     table = attention_table(
         [Path(d) for d in args.runs],
@@ -100,6 +100,10 @@ def _cmd_attention(args: argparse.Namespace) -> None:
     )
     atomic_write_text(table.to_csv(index=False), Path(args.out))
     print(f"{len(table)} attention rows in {args.out}")
+    if args.maps:
+        maps = activation_maps(Path(args.runs[0]), overrides=args.set)
+        atomic_write_text(maps.to_csv(index=False), Path(args.maps))
+        print(f"{len(maps)} activation-map rows in {args.maps}")
 
 
 def _cmd_figures(args: argparse.Namespace) -> None:
@@ -355,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     attention.add_argument("--random", type=int, default=4, help="batches of standard-normal inputs")
     attention.add_argument("--p", type=float, nargs="+", default=[1.0, 2.0, 4.0], help="exponents p of |a|^p")
     attention.add_argument("--function", default="mean", choices=["mean", "max", "sum"])
+    attention.add_argument(
+        "--maps",
+        help="also this CSV: one layer's activation maps of the first run's dense model for one image (Fig. 1a)",
+    )
     attention.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. data.mirror=DIR")
     attention.set_defaults(func=_cmd_attention)
 

@@ -24,7 +24,10 @@ from pathlib import Path
 TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
 LATENCY_TABLE = "latency"
 ATTENTION_TABLE = "attention"  # per-filter attention of the AAP runs (prunebench attention)
-FIGURES = ("tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "attention", "distribution")
+MAPS_TABLE = "maps"  # activation maps of one layer of one dense model for one image (prunebench attention --maps)
+FIGURES = (
+    "tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "maps", "attention", "distribution",
+)  # fmt: skip
 FIGURE_FORMATS = ("pdf", "png")
 
 JOBS_TABLE = "jobs"  # every job's benchmark record

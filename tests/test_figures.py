@@ -240,3 +240,29 @@ def test_rewind_draws_top1_and_stability_over_the_rewind_epoch_of_each_sweep(tab
     band = top.patches[0].get_x(), top.patches[0].get_x() + top.patches[0].get_width()
     assert band == (75.0, 90.0)  # the paper's 75-90 % of training
     assert "no experiments that differ only in their rewind epoch" in figures.rewind(runs).axes[0].texts[0].get_text()
+
+
+def test_maps_draws_each_chosen_filters_map_titled_with_its_attention():
+    rows = [
+        dict(
+            run_id="r",
+            model="m",
+            round=0,
+            group="conv2",
+            channel=c,
+            rank=rank,
+            attention=att,
+            y=y,
+            x=x,
+            value=att * (1 + y + 2 * x),
+        )  # fmt: skip
+        for c, rank, att in ((7, "highest", 2.0), (3, "highest", 1.0), (5, "lowest", 0.0))
+        for y in range(2)
+        for x in range(3)
+    ]
+    fig = figures.maps(pd.DataFrame(rows))
+    panels = [ax for ax in fig.axes if ax.images]
+    assert [ax.get_title() for ax in panels] == ["filter 7: 2.000", "filter 3: 1.000", "filter 5: 0.000"]
+    assert panels[0].images[0].get_array().tolist() == [[2.0, 6.0, 10.0], [4.0, 8.0, 12.0]]  # rows y, columns x
+    assert panels[0].images[0].get_clim() == (0, 12.0)  # one colour scale for every map
+    assert "no activation maps" in figures.maps(None).axes[0].texts[0].get_text()

@@ -16,6 +16,8 @@ import pytest
 import yaml
 from conftest import REPO
 
+from prunebench.paths import FIGURES
+
 pytestmark = pytest.mark.slow
 
 
@@ -246,11 +248,24 @@ def test_the_attention_table_scores_every_filter_of_the_adaptive_runs_dense_mode
         assert len(rows[rows["round"] == 0]) == dense.sum() * (4 + 4) * 3
 
 
+def test_the_maps_table_holds_one_layers_maps_of_the_highest_and_lowest_attention(smoke):
+    tmp, _ = smoke
+    maps = pd.read_csv(tmp / RESULTS / "tables/maps.csv")
+    assert maps["group"].nunique() == 1 and maps["round"].eq(0).all()
+    per_channel = maps.groupby("channel").agg(rank=("rank", "first"), attention=("attention", "first"))
+    assert (per_channel["rank"] == "highest").sum() == (per_channel["rank"] == "lowest").sum() > 0
+    # Each filter's attention is its map's mean |a| (p = 1), and every highest one is above every lowest.
+    means = maps.groupby("channel")["value"].mean()
+    assert means.round(5).to_dict() == per_channel["attention"].round(5).to_dict()
+    by_rank = per_channel.groupby("rank")["attention"]
+    assert by_rank.min()["highest"] >= by_rank.max()["lowest"]
+
+
 def test_smoke_study_draws_the_figures(smoke):
     tmp, _ = smoke
     figures = tmp / RESULTS / "figures"  # the default place: <results>/figures
     names = {p.name for p in figures.iterdir()}
-    expected = ("tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "attention", "distribution")
+    expected = FIGURES
     assert names == {f"{n}.{e}" for n in expected for e in ("pdf", "png")}
     # What each figure draws is tested in test_figures.py; here: every one was written, fonts embedded.
     pdfs = [(figures / f"{n}.pdf").read_bytes() for n in expected]

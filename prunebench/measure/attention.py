@@ -23,6 +23,7 @@ from prunebench.config.run import load_config, resolve_device
 from prunebench.data.loaders import make_loaders
 from prunebench.errors import ConfigError
 from prunebench.io import read_json
+from prunebench.score.activations import attention_points
 from prunebench.score.contract import ScoringContext, make_method
 from prunebench.train.loop import seeded_generator
 
@@ -105,3 +106,59 @@ def filter_attention(
 def attention_table(run_dirs: list[Path], **options: Any) -> pd.DataFrame:
     """``filter_attention`` of every run in ``run_dirs``, concatenated (``options``: its keywords)."""
     return pd.concat([filter_attention(d, **options) for d in run_dirs], ignore_index=True)
+
+
+MAP_COLUMNS = ["run_id", "model", "round", "group", "channel", "rank", "attention", "y", "x", "value"]
+SHOWN_MAPS = 8  # channels of the highest and of the lowest attention in the maps (Figure 1a)
+
+
+def activation_maps(run_dir: Path, overrides: list[str] | None = None) -> pd.DataFrame:
+    """The paper's Figure 1a: the activation maps |a| of one layer of ``run_dir``'s dense model
+    for one training image, its ``SHOWN_MAPS`` channels of the highest and of the lowest attention
+    (mean of |a| over the map, p = 1) on that image. The layer is the middle one of the groups
+    whose maps are spatial (none: no rows)."""
+    cfg = load_config(run_dir / paths.RUN_CONFIG, overrides)
+    summary = read_json(run_dir / paths.SUMMARY, checked=True)
+    device = resolve_device(cfg.train.device)
+    loaders = make_loaders(cfg.data, cfg.train, device)
+    x, _ = loaders.train.sample(1, seeded_generator(cfg.seed, "attention-map", 0))
+    arch, model, _ = surgery.load_checkpoint(_round_models(run_dir, summary, [0])[0])
+    # Its channel c is the dense model's channel c: round 0 keeps them all.
+    model.to(device).eval()
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    points = attention_points(model, groups, x)
+    first_point = {}
+    for module, group in points.items():
+        first_point.setdefault(group, module)
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        model.get_submodule(module).register_forward_hook(
+            lambda _m, _i, out, g=group: outputs.__setitem__(g, out.detach().abs()[0].cpu())
+        )
+        for group, module in first_point.items()
+    ]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    spatial = [
+        g.name for g in groups if g.name in outputs and outputs[g.name].dim() == 3 and outputs[g.name][0].numel() > 1
+    ]
+    if not spatial:
+        return pd.DataFrame(columns=MAP_COLUMNS)
+    group = spatial[len(spatial) // 2]
+    maps = outputs[group]
+    attention = maps.flatten(1).mean(1)
+    order = attention.argsort(descending=True).tolist()
+    n = min(SHOWN_MAPS, len(order) // 2)
+    rows = []
+    for rank, chosen in (("highest", order[:n]), ("lowest", order[-n:])):
+        for c in chosen:
+            h, w = maps[c].shape
+            for y in range(h):
+                for xx in range(w):
+                    rows.append((summary["run_id"], cfg.model.name, 0, group, c, rank, float(attention[c]), y, xx,
+                                 float(maps[c, y, xx])))  # fmt: skip
+    return pd.DataFrame(rows, columns=MAP_COLUMNS)

@@ -1,8 +1,8 @@
 """A study's figures in the paper's form, drawn from its tidy tables only (and, for the paper's
 points, ``configs/paper/published.csv``), each as PDF (fonts embedded) and PNG: ``tradeoff``,
 ``iterative`` (Figure 2a), ``adaptive`` (2b), ``layers`` (2c), ``rewind`` (4), ``speedup`` (Table 6), and from
-``attention.csv`` (``prunebench attention``) ``attention`` (Figures 3, 5) and ``distribution``
-(Figure 9). What each
+``attention.csv`` and ``maps.csv`` (``prunebench attention``) ``maps`` (Figure 1a), ``attention``
+(Figures 3, 5) and ``distribution`` (Figure 9). What each
 shows is its caption in the HTML report, ``workflow/report/<name>.rst``.
 
 One style for all (``STYLE``): the Okabe-Ito colour-blind-safe palette, one colour per method in
@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from cycler import cycler  # noqa: E402
 
-from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES  # noqa: E402
+from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES, MAPS_TABLE  # noqa: E402
 from prunebench.report.claims import REWIND_BAND  # noqa: E402
 from prunebench.report.paper import load_published  # noqa: E402
 from prunebench.report.tables import experiment_pairs, rewind_sweeps, speedup_pairs  # noqa: E402
@@ -322,6 +322,38 @@ def _spread(items: list, n: int) -> list:
     return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
+def maps(table: pd.DataFrame | None) -> plt.Figure:
+    if table is None or table.empty:
+        return _empty("no activation maps in this study (prunebench attention --maps; Figure 1a)")
+    channels = table.drop_duplicates("channel")[["channel", "rank", "attention"]]
+    ranks = [r for r in ("highest", "lowest") if r in set(channels["rank"])]
+    cols = max(int((channels["rank"] == r).sum()) for r in ranks)
+    fig, axes = plt.subplots(
+        len(ranks),
+        cols,
+        figsize=(FULL_WIDTH, FULL_WIDTH / cols * len(ranks) + 0.5),
+        squeeze=False,
+        layout="constrained",
+    )
+    top = float(table["value"].max())
+    for i, rank in enumerate(ranks):
+        chosen = channels[channels["rank"] == rank].sort_values("attention", ascending=False)
+        for j, ax in enumerate(axes[i]):
+            ax.set(xticks=[], yticks=[])
+            if j >= len(chosen):
+                ax.axis("off")
+                continue
+            c = chosen.iloc[j]
+            m = table[table["channel"] == c["channel"]].pivot(index="y", columns="x", values="value")
+            image = ax.imshow(m.to_numpy(), cmap="viridis", vmin=0, vmax=top)
+            ax.set_title(f"filter {c['channel']}: {c['attention']:.3f}", fontsize=6)
+        axes[i][0].set_ylabel(f"{rank} attention", fontsize=7)
+    fig.colorbar(image, ax=axes, shrink=0.8, label="|activation|")
+    first = table.iloc[0]
+    fig.suptitle(f"{first['run_id']}, dense model, layer {first['group']}: one image's activation maps", fontsize=7)
+    return fig
+
+
 def attention(table: pd.DataFrame | None) -> plt.Figure:
     if table is None or table.empty:
         return _empty("no attention table in this study (prunebench attention; Figures 3 and 5)")
@@ -392,6 +424,8 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
     attention_csv = tables / f"{ATTENTION_TABLE}.csv"
     attention_rows = pd.read_csv(attention_csv) if attention_csv.exists() else None
+    maps_csv = tables / f"{MAPS_TABLE}.csv"
+    map_rows = pd.read_csv(maps_csv) if maps_csv.exists() else None
     published = load_published()
     makers: dict[str, Callable[[], plt.Figure]] = {
         "tradeoff": lambda: tradeoff(rounds, runs),
@@ -400,6 +434,7 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
         "adaptive": lambda: adaptive(rounds, runs),
         "layers": lambda: layers(layer_rows, runs),
         "speedup": lambda: speedup(latency, published),
+        "maps": lambda: maps(map_rows),
         "attention": lambda: attention(attention_rows),
         "distribution": lambda: distribution(attention_rows),
     }

@@ -78,7 +78,8 @@ rule attention:
     input:
         [os.path.join(d, paths.SUMMARY) for d in ATTENTION_RUNS],
     output:
-        paths.table_file(RESULTS, paths.ATTENTION_TABLE),
+        attention=paths.table_file(RESULTS, paths.ATTENTION_TABLE),
+        maps=paths.table_file(RESULTS, paths.MAPS_TABLE),
     log:
         job_log("attention"),
     benchmark:
@@ -92,7 +93,8 @@ rule attention:
         runs=ATTENTION_RUNS,
         machine=machine_args,
     shell:
-        "prunebench attention {params.runs:q} --out {output:q} {params.machine} > {log:q} 2>&1"
+        "prunebench attention {params.runs:q} --out {output.attention:q} --maps {output.maps:q}"
+        " {params.machine} > {log:q} 2>&1"
 
 
 # What every job cost, from Snakemake's benchmark records: one row per job (its rule and
