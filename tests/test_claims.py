@@ -84,6 +84,10 @@ def test_variants_compare_only_at_an_equal_size_and_other_options_fixed():
     assert claim(runs, "mean > max > sum").verdict == "not run"
     runs = aap("mean", [93.0, 93.5]) + aap("max", [92.0, 92.5], function="max", source="random")
     assert claim(runs, "mean > max > sum").verdict == "not run"
+    runs = aap("mean", [93.0, 93.5]) + aap("max", [92.0, 92.5], function="max")
+    for r in runs[2:]:
+        r["policy_options"] = '{"scope": "layer"}'  # another reading of the policy, not the function alone
+    assert claim(runs, "mean > max > sum").verdict == "not run"
 
 
 def test_p_1_is_compared_with_every_larger_p():

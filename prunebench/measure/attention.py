@@ -74,7 +74,7 @@ def filter_attention(
     for rnd, path in chosen.items():
         arch, model, _ = surgery.load_checkpoint(path)
         model.to(device).eval()
-        groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+        groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
         for source, b, x, y in inputs:
             for p, method in methods.items():
                 with torch.no_grad():
@@ -98,7 +98,7 @@ def filter_attention(
                                 function,
                                 p,
                                 value,
-                            )  # fmt: skip
+                            )
                         )
     return pd.DataFrame(rows, columns=ATTENTION_COLUMNS)
 
@@ -125,7 +125,7 @@ def activation_maps(run_dir: Path, overrides: list[str] | None = None) -> pd.Dat
     arch, model, _ = surgery.load_checkpoint(_round_models(run_dir, summary, [0])[0])
     # Its channel c is the dense model's channel c: round 0 keeps them all.
     model.to(device).eval()
-    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
     points = attention_points(model, groups, x)
     first_point = {}
     for module, group in points.items():

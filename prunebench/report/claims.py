@@ -8,7 +8,8 @@ a "best" setting (the best rewind epoch) the VALIDATION accuracy chooses it. A c
 ``yes`` when the 95 % t-interval of the per-seed difference lies above 0 in the claimed
 direction, ``no`` when it lies below, ``undecided`` when it spans 0 or there is one seed; a claim
 is ``yes`` / ``no`` / ``undecided`` when all its comparisons are, ``mixed`` otherwise, and ``not
-run`` when the study has no experiments that test it (the claim names what they would be).
+run`` when the study has no experiments that test it (the claim names what they would be); a
+pair without a seed where both met their targets compares nothing and is only named.
 """
 
 from __future__ import annotations
@@ -178,6 +179,8 @@ def _variant_order(
             for b in variants:
                 oa, ob = a.options, b.options
                 if oa[key] not in order or ob[key] not in order or not same_size(a, b):
+                    continue
+                if a.policy_options != b.policy_options:  # another rate or scope: not the option alone
                     continue
                 i, j = order.index(oa[key]), order.index(ob[key])
                 same_rest = {k: v for k, v in oa.items() if k != key} == {k: v for k, v in ob.items() if k != key}
