@@ -144,3 +144,7 @@ def test_table_6s_two_models_of_one_target_are_reproduced_by_one_experiment_each
     study["experiments"]["flops56"]["published"]["entry"] = 3
     with pytest.raises(ConfigError, match="entry must be 1 or 2"):
         paper_tables(study, runs, dense, load_published())
+    # Figs. 6-8 give the dense model's throughput on a device, not its top-1.
+    study["experiments"] = {"flops34": {"published": {"artifact": "fig7", "method": "dense", "target": ""}}}
+    fig7 = paper_tables(study, runs, dense, load_published())["fig7"]
+    assert "17.63" not in fig7.to_string()
