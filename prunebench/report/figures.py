@@ -299,6 +299,9 @@ def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure
                 label="the paper: AAP on a Raspberry Pi 3B+",
             )
         ax.axhline(1, color="grey", lw=0.5)
+        # The ideal grows without bound near a 100 % cut: the points set the scale, it leaves the top.
+        highest = max(mine["speedup"].max(), paper["speedup"].max() if len(paper) else 0)
+        ax.set_ylim(0, max(2.0, 1.3 * highest))
         ax.set(title=model, xlabel="FLOPs reduction (%)", ylabel="speedup (dense / pruned latency)")
         ax.legend(loc="upper left")
     fig.suptitle(f"batch 1 on {latency['cpu'].iloc[0]}", fontsize=7)
