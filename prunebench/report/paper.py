@@ -408,7 +408,7 @@ def write_report(study: dict[str, Any], results: Path, published: pd.DataFrame |
     if not tables:
         parts.append("No experiment of this study names a published row (`published:` in its config).\n")
     for artifact, df in tables.items():
-        title = artifact.replace("table", "Table ").replace("fig", "Figure ")
+        title = artifact.replace("table", "Table ").replace("fig", "Figure ").replace("sec", "Section ")
         caption = f"{title} of the AAP paper, published beside this study's reproduction ({results.name})."
         atomic_write_text(markdown(df), report_dir / f"{artifact}.md")
         atomic_write_text(latex(df, caption), report_dir / f"{artifact}.tex")
