@@ -148,3 +148,32 @@ def test_table_6s_two_models_of_one_target_are_reproduced_by_one_experiment_each
     study["experiments"] = {"flops34": {"published": {"artifact": "fig7", "method": "dense", "target": ""}}}
     fig7 = paper_tables(study, runs, dense, load_published())["fig7"]
     assert "17.63" not in fig7.to_string()
+
+
+@pytest.mark.parametrize("artifact", sorted(set(load_published().artifact) - {"fig7", "fig8", "fig9", "fig2b", "fig4"}))
+def test_every_published_artifact_renders_the_papers_numbers_beside_a_reproduction(artifact):
+    """fig2b, fig4, fig7-9 give only figure-text numbers (rounds, epochs, throughputs) no table shows."""
+    published = load_published()
+    mine = published[(published.artifact == artifact) & (published.method != "dense")]
+    mine = mine[mine.source == mine.source.iloc[0]].iloc[0]  # the first row of the first source
+    entry = pd.Series([mine.flag]).str.extract(r"pruned model (\d) of 2")[0].iloc[0]  # NaN: no pair
+    selector = {"artifact": artifact, "method": mine.method, "target": mine.target, "model": mine.model}
+    if isinstance(entry, str):
+        selector["entry"] = entry
+    study = {
+        "seeds": [0, 1],
+        "models": ["m"],
+        "base": {"data": {"dataset": mine.dataset}},
+        "experiments": {"e": {"published": selector}},
+    }
+    shared = dict(dataset=mine.dataset, target_metric="params", target=50.0, images_seen=1, train_wall_s=1.0,
+                  val_top1=90.0, test_top1=90.0, val_drop=0.5, flops_reduction=40.0)  # fmt: skip
+    runs = pd.DataFrame([row("e", "m", s, params_reduction=50.0 + s, test_drop=0.5, **shared) for s in (0, 1)])
+    dense = pd.DataFrame([{"dataset": mine.dataset, "model": "m", "seed": 0, "test_top1": 91.0, "trained_by": None}])
+    table = paper_tables(study, runs, dense, published)[artifact]
+    ours = table[table.experiment == "e"].iloc[0]
+    assert ours["status"] == "reproduced" and ours["target met"] == "2/2"
+    published_columns = [c for c in table.columns if c.endswith(" published")]
+    assert published_columns and any(ours[c] not in ("", "-") for c in published_columns)
+    assert any(ours[c.replace(" published", " ours")] not in ("-", "not measured") for c in published_columns
+               if c.replace(" published", " ours") in table.columns)  # fmt: skip
