@@ -87,7 +87,7 @@ def _cmd_latency(args: argparse.Namespace) -> None:
 
 def _cmd_attention(args: argparse.Namespace) -> None:
     from prunebench.io import atomic_write_text
-    from prunebench.measure.attention import activation_maps, attention_table
+    from prunebench.measure.attention import attention_table, first_activation_maps
 
     table = attention_table(
         [Path(d) for d in args.runs],
@@ -101,7 +101,7 @@ def _cmd_attention(args: argparse.Namespace) -> None:
     atomic_write_text(table.to_csv(index=False), Path(args.out))
     print(f"{len(table)} attention rows in {args.out}")
     if args.maps:
-        maps = activation_maps(Path(args.runs[0]), overrides=args.set)
+        maps = first_activation_maps([Path(d) for d in args.runs], overrides=args.set)
         atomic_write_text(maps.to_csv(index=False), Path(args.maps))
         print(f"{len(maps)} activation-map rows in {args.maps}")
 

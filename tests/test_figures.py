@@ -136,6 +136,7 @@ def test_adaptive_draws_the_search_its_rollbacks_and_its_target(tables):
 def timing(run_id, method, variant, flops, ms, model="resnet56", threads=1):
     return dict(
         run_id=run_id,
+        dataset="cifar10_jpeg",  # the paper's CIFAR-10 re-encoded: its Table 6 points apply
         model=model,
         method=method,
         variant=variant,
@@ -172,6 +173,9 @@ def test_speedup_plots_measured_points_the_flops_ideal_and_the_papers_pi_points(
     x, y = ideal.get_data()
     assert np.allclose(y, 100 / (100 - x))
     assert "Test CPU" in fig.texts[0].get_text()
+    # The paper's points are of its models on its datasets: none for a ResNet-56 on another one.
+    other = figures.speedup(latency.assign(dataset="tiny_imagenet"), load_published())
+    assert "the paper: AAP on a Raspberry Pi 3B+" not in other.axes[0].get_legend_handles_labels()[1]
 
 
 def test_every_figure_file_embeds_truetype_fonts(tmp_path):

@@ -134,6 +134,7 @@ def test_table_6s_two_models_of_one_target_are_reproduced_by_one_experiment_each
     )
     table = paper_tables(study, runs, dense, load_published())["table6"].set_index("experiment")
     assert table.loc["flops34", "target"] == "acc 0% (pruned model 1 of 2)"
+    assert table.loc["flops34", "our target"] == "flops ≥ 33.77 %"  # not the paper's: said beside it
     assert (
         table.loc["flops34", "FLOPs ↓ (%) published"] == "33.77" and table.loc["flops34", "FLOPs ↓ (%) ours"] == "34.00"
     )
@@ -177,3 +178,32 @@ def test_every_published_artifact_renders_the_papers_numbers_beside_a_reproducti
     assert published_columns and any(ours[c] not in ("", "-") for c in published_columns)
     assert any(ours[c.replace(" published", " ours")] not in ("-", "not measured") for c in published_columns
                if c.replace(" published", " ours") in table.columns)  # fmt: skip
+
+
+def test_section_4_4s_sum_and_max_losses_are_compared_as_their_difference_to_attention_means():
+    methods = {"mean": "Attention Mean (p=1)", "sum": "Attention Sum (p=1)"}
+    study = {
+        "seeds": [0, 1],
+        "models": ["vgg16"],
+        "base": {"data": {"dataset": "cifar10"}},
+        "experiments": {
+            e: {"published": {"artifact": "sec4.4", "method": m, "target": "params 57.73%"}} for e, m in methods.items()
+        },
+    }
+    shared = dict(dataset="cifar10", target=57.73, target_metric="params", images_seen=1, train_wall_s=1.0,
+                  val_top1=93.0, test_top1=93.0, val_drop=0.0)  # fmt: skip
+    runs = pd.DataFrame(
+        [row("mean", "vgg16", s, test_drop=0.5 + s / 10, **shared) for s in (0, 1)]
+        + [row("sum", "vgg16", s, test_drop=0.8 + s / 10, **shared) for s in (0, 1)]
+    )
+    dense = pd.DataFrame([{"dataset": "cifar10", "model": "vgg16", "seed": 0, "test_top1": 93.5, "trained_by": None}])
+    table = paper_tables(study, runs, dense, load_published())["sec4.4"].set_index("experiment")
+    relative = "Acc. ↓ minus Attention Mean's (%)"
+    assert table.loc["sum", f"{relative} published"] == "0.25"
+    assert table.loc["sum", f"{relative} ours"] == "+0.30" and table.loc["sum", f"{relative} Δ"] == "+0.05"
+    assert table.loc["mean", "Acc. ↓ (%) published"] == "0.38" and table.loc["mean", "Acc. ↓ (%) ours"] == "0.55 ± 0.07"
+    # Figure-text numbers with no column (Fig. 2a's gain range, target "") are no rows: the claims test them.
+    study["experiments"] = {"mean": {"published": {"artifact": "fig2a", "method": "IAP", "target": "params 57.73%"}}}
+    fig2a = paper_tables(study, runs, dense, load_published())["fig2a"]
+    assert set(fig2a.target) == {"params 9.92%", "params 57.73%", "params 69.56%"}
+    assert fig2a.set_index("experiment").loc["mean", "top-1 (%) ours"] == "93.00 ± 0.00"  # the figure's axis

@@ -162,3 +162,13 @@ def activation_maps(run_dir: Path, overrides: list[str] | None = None) -> pd.Dat
                     rows.append((summary["run_id"], cfg.model.name, 0, group, c, rank, float(attention[c]), y, xx,
                                  float(maps[c, y, xx])))  # fmt: skip
     return pd.DataFrame(rows, columns=MAP_COLUMNS)
+
+
+def first_activation_maps(run_dirs: list[Path], overrides: list[str] | None = None) -> pd.DataFrame:
+    """``activation_maps`` of the first of ``run_dirs`` whose model has spatial maps (an MLP's
+    "maps" are single values); no rows when none has."""
+    for d in run_dirs:
+        maps = activation_maps(d, overrides)
+        if not maps.empty:
+            return maps
+    return pd.DataFrame(columns=MAP_COLUMNS)

@@ -387,6 +387,8 @@ def claims_table(
             if result:
                 verdict, evidence = _combined(result), "; ".join(map(str, result))
                 count, seeds = len(result), max(c.diff.n for c in result)
+            elif empty:  # the experiments ran, but their runs kept other sizes: nothing to compare
+                verdict, evidence, count, seeds = "no result (targets missed)", "", 0, ""
             else:
                 verdict, evidence, count, seeds = "not run", "", 0, ""
             if empty:

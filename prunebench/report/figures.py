@@ -26,7 +26,7 @@ from cycler import cycler  # noqa: E402
 
 from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES, MAPS_TABLE  # noqa: E402
 from prunebench.report.claims import REWIND_BAND  # noqa: E402
-from prunebench.report.paper import load_published  # noqa: E402
+from prunebench.report.paper import entries, load_published, paper_dataset  # noqa: E402
 from prunebench.report.tables import experiment_pairs, rewind_sweeps, speedup_pairs  # noqa: E402
 
 # Okabe & Ito (2008): distinguishable with every common colour-vision deficiency.
@@ -167,7 +167,10 @@ def iterative(rounds: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame)
                 capsize=2,
                 label=f"{experiment} (n={runs_of['seed'].nunique()})",
             )
-        levels = published[(published["artifact"] == "fig2a") & (published["model"] == model)]
+        dataset = paper_dataset(str(fixed.loc[fixed["model"] == model, "dataset"].iloc[0]))
+        levels = published[
+            (published["artifact"] == "fig2a") & (published["model"] == model) & (published["dataset"] == dataset)
+        ]
         levels = sorted({float(v) for v in levels.loc[levels["metric"] == "params_reduction", "value"]})
         for k, level in enumerate(levels):
             ax.axvline(level, color="grey", ls=":", lw=0.8, label="the paper's params levels" if k == 0 else None)
@@ -258,11 +261,14 @@ def layers(layer_rows: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def published_speedups(published: pd.DataFrame, model: str) -> pd.DataFrame:
-    """Table 6's (flops_reduction, speedup) pairs of ``model``, one row per pruned model."""
-    t6 = published[(published["artifact"] == "table6") & (published["model"] == model)]
-    entry = t6["flag"].str.extract(r"(pruned model \d of 2)")[0]
-    wide = t6.assign(entry=entry).pivot_table(
+def published_speedups(published: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
+    """Table 6's (flops_reduction, speedup) pairs of ``model`` on ``dataset``, one row per pruned model."""
+    t6 = published[
+        (published["artifact"] == "table6")
+        & (published["model"] == model)
+        & (published["dataset"] == paper_dataset(dataset))
+    ]
+    wide = t6.assign(entry=entries(t6)).pivot_table(
         index=["target", "entry"], columns="metric", values="value", aggfunc="first"
     )
     if wide.empty:
@@ -280,7 +286,7 @@ def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure
     fig, axes = _grid(len(models))
     for ax, model in zip(axes, models, strict=True):
         mine = pairs[pairs["model"] == model]
-        paper = published_speedups(published, model)
+        paper = published_speedups(published, model, str(mine["dataset"].iloc[0]))
         top = max(mine["flops_reduction"].max(), paper["flops_reduction"].max() if len(paper) else 0, 1)
         cut = np.linspace(0, min(top * 1.05, 95), 100)
         ax.plot(cut, 100 / (100 - cut), color="grey", ls="--", lw=0.8, label="FLOPs-ideal (dense / pruned FLOPs)")

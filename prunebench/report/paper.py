@@ -35,7 +35,13 @@ METRICS: dict[str, tuple[str, str | None]] = {
     "params_reduction": ("Params. ↓ (%)", "params_reduction"),
     "flops_reduction": ("FLOPs ↓ (%)", "flops_reduction"),
     "speedup": ("Speedup (x)", None),
+    # Section 4.4 gives Attention Sum's and Max's loss as their difference to Attention Mean's.
+    "acc_drop_minus_attention_mean": ("Acc. ↓ minus Attention Mean's (%)", "test_drop"),
 }
+RELATIVE_TO = {"acc_drop_minus_attention_mean": "Attention Mean (p=1)"}
+# A paper table's first columns, then each metric's published / ours / Δ.
+ROW_HEAD = ["model", "target", "method", "source", "experiment", "our target", "status", "top-1 (%) published",
+            "top-1 (%) ours"]  # fmt: skip
 SELECTOR_KEYS = {"artifact", "method", "target", "model", "dataset", "entry"}
 # Table 6 and Fig. 6 give two pruned models per (method, target), told apart by this flag note;
 # a selector's ``entry: 1`` or ``2`` picks one.
@@ -58,7 +64,15 @@ class Selector:
     entry: str = ""  # "1" / "2": one of the two pruned models of a Table 6 / Fig. 6 row pair
 
 
-def _entries(published: pd.DataFrame) -> pd.Series:
+# A dataset of ours that stands for one of the paper's (the same images, another encoding).
+PAPER_DATASET = {"cifar10_jpeg": "cifar10"}
+
+
+def paper_dataset(dataset: str) -> str:
+    return PAPER_DATASET.get(dataset, dataset)
+
+
+def entries(published: pd.DataFrame) -> pd.Series:
     """Each published row's entry number ("1", "2"), "" where the row has no pair."""
     return published.flag.str.extract(ENTRY)[0].fillna("")
 
@@ -132,7 +146,7 @@ def _rows(published: pd.DataFrame, s: Selector) -> pd.DataFrame:
         & (p.dataset == s.dataset)
         & (p.method == s.method)
         & (p.target == s.target)
-        & ((_entries(p) == s.entry) if s.entry else True)
+        & ((entries(p) == s.entry) if s.entry else True)
     ]
 
 
@@ -187,9 +201,11 @@ def paper_tables(
                 )
             pruned = group[group.method != "dense"]
             for (method, target, entry), g in pruned.groupby(
-                [pruned.method, pruned.target, _entries(pruned)], sort=False
+                [pruned.method, pruned.target, entries(pruned)], sort=False
             ):
                 values = dict(zip(g.metric, g.value, strict=True))
+                if not set(values) & set(METRICS):  # figure-text numbers (rounds, gains): the claims test them
+                    continue
                 # A pair's entry is named by the selector; a selector without one takes both.
                 sel = mine.get((model, dataset, method, target, entry)) or mine.get(
                     (model, dataset, method, target, "")
@@ -218,6 +234,7 @@ def paper_tables(
                     "method": method,
                     "source": source,
                     "experiment": sel.experiment if sel else "",
+                    "our target": _our_target(runs, sel.experiment, run_model) if len(ours) else "",
                     "status": status,
                 }
                 o = ours.iloc[0] if len(ours) else None
@@ -227,13 +244,22 @@ def paper_tables(
                     & (met_summary.dataset == run_dataset)
                 ]
                 m = of_met.iloc[0] if len(of_met) else None
+                if m is not None:
+                    row["top-1 (%) ours"] = _mean_std(float(m.test_top1_mean), float(m.test_top1_std), int(m.seeds))
                 for metric in metrics:
                     heading, column = METRICS[metric]
                     published_value = float(values[metric]) if metric in values else math.nan
                     row[f"{heading} published"] = values.get(metric, "-")
-                    if o is not None and m is None:  # no seed met the target: no result to show
+                    base = _relative_base(met_summary, mine, metric, (model, dataset, target), (run_model, run_dataset))
+                    if metric in RELATIVE_TO and metric not in values:
+                        row[f"{heading} ours"] = row[f"{heading} Δ"] = ""  # another row's number
+                    elif o is not None and m is None:  # no seed met the target: no result to show
                         row[f"{heading} ours"] = row[f"{heading} Δ"] = "-"
-                    elif m is not None and column is not None:
+                    elif metric in RELATIVE_TO and m is not None and base is not None:
+                        mean = float(m[f"{column}_mean"]) - float(base[f"{column}_mean"])
+                        row[f"{heading} ours"] = f"{mean:+.2f}"
+                        row[f"{heading} Δ"] = f"{mean - published_value:+.2f}"
+                    elif m is not None and column is not None and metric not in RELATIVE_TO:
                         mean, std = float(m[f"{column}_mean"]), float(m[f"{column}_std"])
                         row[f"{heading} ours"] = _mean_std(mean, std, int(m.seeds))
                         row[f"{heading} Δ"] = (
@@ -245,8 +271,37 @@ def paper_tables(
                 row["target met"] = f"{int(o.target_met)}/{int(o.seeds)}" if o is not None else "-"
                 row["epochs"] = f"{o.train_epochs_total_mean:.0f}" if o is not None else "-"
                 out.append(row)
-        tables[artifact] = pd.DataFrame(out).fillna("")
+        df = pd.DataFrame(out).fillna("")
+        first = [c for c in ROW_HEAD if c in df.columns]
+        tables[artifact] = df[first + [c for c in df.columns if c not in first]]
     return tables
+
+
+def _our_target(runs: pd.DataFrame, experiment: str, model: str) -> str:
+    """What the experiment's runs aimed at: a size reached (at least), a loss not exceeded, or its policy."""
+    r = runs[(runs.experiment == experiment) & (runs.model == model)].iloc[0]
+    if pd.notna(r.get("target")) and pd.notna(r.get("target_metric")):
+        return f"{r.target_metric} ≥ {float(r.target):g} %"
+    if pd.notna(r.get("loss_target")):
+        return f"val loss ≤ {float(r.loss_target):g}"
+    return str(r.policy)
+
+
+def _relative_base(
+    met_summary: pd.DataFrame, mine: dict, metric: str, row: tuple[str, str, str], run: tuple[str, str]
+) -> pd.Series | None:
+    """For a metric given relative to another published row (``RELATIVE_TO``), that row's
+    experiment's summary over its seeds that met the target; None where no experiment has it."""
+    if metric not in RELATIVE_TO:
+        return None
+    model, dataset, target = row
+    sel = mine.get((model, dataset, RELATIVE_TO[metric], target, ""))
+    if sel is None:
+        return None
+    found = met_summary[
+        (met_summary.experiment == sel.experiment) & (met_summary.model == run[0]) & (met_summary.dataset == run[1])
+    ]
+    return found.iloc[0] if len(found) else None
 
 
 TABLE1_KEYS = {  # runs.csv column -> configs/paper/table1.csv key
