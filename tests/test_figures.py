@@ -123,7 +123,7 @@ def test_iterative_says_so_when_the_study_has_no_fixed_rate_experiments(tables):
 
 def test_adaptive_draws_the_search_its_rollbacks_and_its_target(tables):
     rounds, runs = tables
-    fig = figures.adaptive(rounds, runs[runs.experiment == "aap_acc"])
+    fig = figures.adaptive(rounds, runs[runs.experiment == "aap_acc"], load_published())
     ax, twin = fig.axes
     lines = data_points(ax)
     assert lines["validation accuracy loss"] == ([0, 1, 2, 3], [0.0, 0.4, 1.3, 0.8])
@@ -131,6 +131,16 @@ def test_adaptive_draws_the_search_its_rollbacks_and_its_target(tables):
     assert lines["loss target"][1] == [1.0, 1.0]
     assert lines["result"][0] == [2, 2]  # the run's result round
     assert data_points(twin)["params reduction"] == ([0, 1, 2, 3], [0.0, 10.0, 20.0, 30.0])
+    assert "the paper: first rollback, end" not in lines  # VGG-16 is not Figure 2b's ResNet-56
+    resnet = figures.adaptive(
+        rounds.assign(run_id="resnet56-aap_acc-seed0"),
+        runs[runs.experiment == "aap_acc"].assign(model="resnet56", run_id="resnet56-aap_acc-seed0"),
+        load_published(),
+    )
+    paper = [
+        line.get_xdata()[0] for line in resnet.axes[0].lines if line.get_linestyle() == "--" and line.get_color() == "k"
+    ]
+    assert paper == [25.0, 39.0]  # Figure 2b: the first rollback at round 25, the end after round 39
 
 
 def timing(run_id, method, variant, flops, ms, model="resnet56", threads=1):

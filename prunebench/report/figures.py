@@ -216,7 +216,23 @@ def _first_seed(runs: pd.DataFrame) -> pd.DataFrame:
     return adaptive[adaptive["seed"] == adaptive.groupby(["model", "experiment"])["seed"].transform("min")]
 
 
-def adaptive(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
+# Figure 2b's search (AAP-P, accuracy loss 1 %): the rounds the paper names, for the same search here.
+FIG2B_POLICY, FIG2B_LOSS = "aap_acc_params", 1.0
+
+
+def _paper_rounds(published: pd.DataFrame, run: pd.Series) -> dict[str, float]:
+    """Figure 2b's first rollback and termination rounds where ``run`` is that search on that model."""
+    if run["policy"] != FIG2B_POLICY or run.get("loss_target") != FIG2B_LOSS:
+        return {}
+    rows = published[
+        (published["artifact"] == "fig2b")
+        & (published["model"] == run["model"])
+        & (published["dataset"] == paper_dataset(str(run["dataset"])))
+    ]
+    return {m: float(v) for m, v in zip(rows["metric"], rows["value"], strict=True)}
+
+
+def adaptive(rounds: pd.DataFrame, runs: pd.DataFrame, published: pd.DataFrame) -> plt.Figure:
     chosen = _first_seed(runs)
     if chosen.empty:
         return _empty("no runs with an AAP adaptive policy in this study (Figure 2b)")
@@ -231,6 +247,8 @@ def adaptive(rounds: pd.DataFrame, runs: pd.DataFrame) -> plt.Figure:
         if pd.notna(run.get("loss_target")):
             ax.axhline(run["loss_target"], color=loss_color, ls="--", lw=0.8, label="loss target")
         ax.axvline(run["round"], color="grey", ls=":", lw=0.8, label="result")
+        for k, at in enumerate(sorted(_paper_rounds(published, run).values())):
+            ax.axvline(at, color="k", ls="--", lw=0.6, label="the paper: first rollback, end" if k == 0 else None)
         ax.set(title=f"{run['model']} {run['experiment']} (seed {run['seed']})", xlabel="pruning round")
         ax.set_ylabel("validation accuracy loss (points)", color=loss_color)
         twin = ax.twinx()
@@ -440,7 +458,7 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
         "tradeoff": lambda: tradeoff(rounds, runs),
         "iterative": lambda: iterative(rounds, runs, published),
         "rewind": lambda: rewind(runs),
-        "adaptive": lambda: adaptive(rounds, runs),
+        "adaptive": lambda: adaptive(rounds, runs, published),
         "layers": lambda: layers(layer_rows, runs),
         "speedup": lambda: speedup(latency, published),
         "maps": lambda: maps(map_rows),
