@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from prunebench import surgery
+from prunebench.measure.attention import layer_maps
 from prunebench.score.activations import attention_points
 from prunebench.score.contract import ScoringContext, make_method
 
@@ -111,3 +112,23 @@ def test_mean_and_sum_pick_different_channels_only_under_a_global_ranking(name):
     for scope, same in (("layerwise", True), ("global", False)):
         mean, total = (select_by_rate(scores[f], fraction, scope, 1) for f in ("mean", "sum"))
         assert (mean == total) is same, scope
+
+
+@pytest.mark.parametrize("name", ["lenet300_100", "resnet20", "mobilenetv2", "vgg11"])
+def test_figure_1as_maps_average_to_aaps_score_of_that_image(name):
+    """The maps layer is one whose mean map is AAP's score (a group read at one point); an MLP has none."""
+    size, channels = (28, 1) if name.startswith("lenet") else (32, 3)
+    arch = surgery.dense_architecture(name, 10, channels, size, {})
+    torch.manual_seed(0)
+    model = surgery.instantiate(arch).eval()
+    groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input()))
+    x = torch.randn(1, channels, size, size)
+    found = layer_maps(model, groups, x)
+    if name == "lenet300_100":
+        assert found is None
+        return
+    group, maps = found
+    assert maps.dim() == 3 and maps.shape[1] * maps.shape[2] > 1
+    with torch.no_grad():
+        score = make_method("aap", {}).score(ScoringContext(model, groups, x, torch.Generator(), 0))
+    assert torch.allclose(maps.flatten(1).mean(1).double(), score[group])

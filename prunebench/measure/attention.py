@@ -23,7 +23,7 @@ from prunebench.config.run import load_config, resolve_device
 from prunebench.data.loaders import make_loaders
 from prunebench.errors import ConfigError
 from prunebench.io import read_json
-from prunebench.score.activations import attention_points
+from prunebench.score.activations import attention_points, group_statistics
 from prunebench.score.contract import ScoringContext, make_method
 from prunebench.train.loop import seeded_generator
 
@@ -112,11 +112,27 @@ MAP_COLUMNS = ["run_id", "model", "round", "group", "channel", "rank", "attentio
 SHOWN_MAPS = 8  # channels of the highest and of the lowest attention in the maps (Figure 1a)
 
 
+def layer_maps(model: torch.nn.Module, groups: list, x: torch.Tensor) -> tuple[str, torch.Tensor] | None:
+    """(group, its maps |a| [C, H, W] for the one image ``x``) of the middle group read at one
+    attention point whose maps are spatial; None where no group is. There a map's mean is AAP's
+    score itself (a coupled group's score averages maps that may differ in size, e.g. around a
+    strided depthwise conv)."""
+    points = attention_points(model, groups, x)
+    single = {m: g for m, g in points.items() if list(points.values()).count(g) == 1}
+    with torch.no_grad():
+        outputs = group_statistics(model, single, x, lambda a: a.abs()[0])
+    spatial = [g.name for g in groups if g.name in outputs and outputs[g.name][0].numel() > 1]
+    if not spatial:
+        return None
+    group = spatial[len(spatial) // 2]
+    return group, outputs[group]
+
+
 def activation_maps(run_dir: Path, overrides: list[str] | None = None) -> pd.DataFrame:
     """The paper's Figure 1a: the activation maps |a| of one layer of ``run_dir``'s dense model
     for one training image, its ``SHOWN_MAPS`` channels of the highest and of the lowest attention
-    (mean of |a| over the map, p = 1) on that image. The layer is the middle one of the groups
-    whose maps are spatial (none: no rows)."""
+    (mean of |a| over the map, p = 1: AAP's score on that image); the layer is ``layer_maps``'s
+    (none: no rows)."""
     cfg = load_config(run_dir / paths.RUN_CONFIG, overrides)
     summary = read_json(run_dir / paths.SUMMARY, checked=True)
     device = resolve_device(cfg.train.device)
@@ -126,30 +142,10 @@ def activation_maps(run_dir: Path, overrides: list[str] | None = None) -> pd.Dat
     # Its channel c is the dense model's channel c: round 0 keeps them all.
     model.to(device).eval()
     groups = surgery.channel_groups(model, surgery.build_graph(model, arch.example_input(device=device)))
-    points = attention_points(model, groups, x)
-    first_point = {}
-    for module, group in points.items():
-        first_point.setdefault(group, module)
-    outputs: dict[str, torch.Tensor] = {}
-    hooks = [
-        model.get_submodule(module).register_forward_hook(
-            lambda _m, _i, out, g=group: outputs.__setitem__(g, out.detach().abs()[0].cpu())
-        )
-        for group, module in first_point.items()
-    ]
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        for h in hooks:
-            h.remove()
-    spatial = [
-        g.name for g in groups if g.name in outputs and outputs[g.name].dim() == 3 and outputs[g.name][0].numel() > 1
-    ]
-    if not spatial:
+    found = layer_maps(model, groups, x)
+    if found is None:
         return pd.DataFrame(columns=MAP_COLUMNS)
-    group = spatial[len(spatial) // 2]
-    maps = outputs[group]
+    group, maps = found
     attention = maps.flatten(1).mean(1)
     order = attention.argsort(descending=True).tolist()
     n = min(SHOWN_MAPS, len(order) // 2)
