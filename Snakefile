@@ -32,6 +32,8 @@ rule all:
     input:
         rules.tables.output,
         rules.latency.output if LATENCY["enabled"] else [],
+        rules.export.output if EXPORT["enabled"] else [],
+        rules.devices.output,
         rules.figures.output,
         rules.jobs.output,
         rules.report.output,

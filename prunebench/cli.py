@@ -13,7 +13,8 @@ import torch
 
 from prunebench import paths
 from prunebench.errors import PrunebenchError
-from prunebench.measure.cost import LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
+from prunebench.measure.cost import LATENCY_BACKENDS, LATENCY_REPEATS, LATENCY_THREADS, LATENCY_WARMUP
+from prunebench.measure.export import FORMATS as EXPORT_FORMATS
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -80,9 +81,29 @@ def _cmd_latency(args: argparse.Namespace) -> None:
     from prunebench.io import atomic_write_text
     from prunebench.report.tables import latency_table
 
-    table = latency_table([Path(d) for d in args.runs], args.threads, args.warmup, args.repeats)
+    table = latency_table([Path(d) for d in args.runs], args.threads, args.warmup, args.repeats, args.backend)
     atomic_write_text(table.to_csv(index=False), Path(args.out))
     print(f"{len(table)} latency rows in {args.out}")
+
+
+def _cmd_export(args: argparse.Namespace) -> None:
+    from prunebench.measure.export import export_runs
+
+    manifest = export_runs([Path(d) for d in args.runs], Path(args.out), args.rounds, args.format)
+    entries = sum(len(m["entries"]) for m in manifest["models"])
+    print(f"{len(manifest['models'])} models ({entries} run rounds) in {args.out}, formats {', '.join(args.format)}")
+
+
+def _cmd_devices(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from prunebench.io import atomic_write_text
+    from prunebench.report.tables import devices_table
+
+    host = pd.read_csv(args.host).assign(source="host") if args.host else None
+    table = devices_table(host, [Path(c) for c in args.csvs], [Path(d) for d in args.runs])
+    atomic_write_text(table.to_csv(index=False), Path(args.out))
+    print(f"{len(table)} rows from {table['device'].nunique()} device(s) in {args.out}")
 
 
 def _cmd_attention(args: argparse.Namespace) -> None:
@@ -344,8 +365,33 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads", type=int, nargs="+", default=list(LATENCY_THREADS), help="thread counts to measure at"
     )
     latency.add_argument("--warmup", type=int, default=LATENCY_WARMUP)
-    latency.add_argument("--repeats", type=int, default=LATENCY_REPEATS)
+    latency.add_argument(
+        "--repeats", type=int, default=LATENCY_REPEATS, help="passes timed per model (trials x frames)"
+    )
+    latency.add_argument(
+        "--backend", nargs="+", choices=LATENCY_BACKENDS, default=list(LATENCY_BACKENDS), help="how models run"
+    )
     latency.set_defaults(func=_cmd_latency)
+
+    export = sub.add_parser(
+        "export", help="TorchScript / ONNX files of runs' dense models and chosen rounds, with manifest.json"
+    )
+    export.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories")
+    export.add_argument("--out", required=True, help="directory for the files and manifest.json")
+    export.add_argument(
+        "--rounds", nargs="+", default=["final"], help="'final', 'all' or round numbers (the dense model: always)"
+    )
+    export.add_argument("--format", nargs="+", choices=EXPORT_FORMATS, default=["torchscript"])
+    export.set_defaults(func=_cmd_export)
+
+    devices = sub.add_parser("devices", help="the host's latency.csv and device_bench.py CSVs into one table")
+    devices.add_argument(
+        "csvs", nargs="*", metavar="DEVICE_CSV", help="CSVs written by workflow/scripts/device_bench.py"
+    )
+    devices.add_argument("--host", help="the study's latency.csv (this machine's rows)")
+    devices.add_argument("--runs", nargs="+", required=True, help="the study's run directories (checked against)")
+    devices.add_argument("--out", required=True, help="CSV file")
+    devices.set_defaults(func=_cmd_devices)
 
     attention = sub.add_parser(
         "attention", help="per-filter attention of runs' models over several real and random batches (Figs. 3, 5, 9)"

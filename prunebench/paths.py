@@ -10,7 +10,8 @@ A study's results directory::
     runs/<model>/<experiment>/seed<s>/  one pruning run
     shared_rounds/<key>.json            rounds runs share (prunebench.run.reuse): pointers into runs/
     preflight/<model>/<experiment>.txt  the check of an AAP experiment's thresholds
-    tables/<name>.csv                   the study's tables (TABLES, LATENCY_TABLE, JOBS_TABLE)
+    tables/<name>.csv                   the study's tables (TABLES, LATENCY_TABLE, DEVICES_TABLE, ...)
+    export/                             deployable files of every run's dense and final model (prunebench export)
     logs/<job>.log  benchmarks/<job>.tsv
     figures/<name>.<format>             unless the study's ``figures`` key names another place
     REPORT.md, report/<artifact>.md|tex the paper's tables, published beside ours (prunebench.report.paper)
@@ -22,11 +23,13 @@ from pathlib import Path
 
 # What a study's tables and figures jobs write (``tables/<name>.csv``, ``figures/<name>.<format>``).
 TABLES = ("rounds", "layers", "runs", "dense", "summary", "paired", "comparison")
-LATENCY_TABLE = "latency"
+LATENCY_TABLE = "latency"  # the host's timing of every run's dense and final model
+DEVICES_TABLE = "devices"  # the host's rows and every imported device CSV's, with a device column
 ATTENTION_TABLE = "attention"  # per-filter attention of the AAP runs (prunebench attention)
 MAPS_TABLE = "maps"  # activation maps of one layer of one dense model for one image (prunebench attention --maps)
 FIGURES = (
-    "tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "maps", "attention", "distribution",
+    "tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "throughput", "maps", "attention",
+    "distribution",
 )  # fmt: skip
 FIGURE_FORMATS = ("pdf", "png")
 
@@ -72,6 +75,11 @@ def run_dir(results: str, model: str, experiment: str, seed: int | str) -> str:
 def shared_rounds_dir(results: str) -> str:
     """Where a study's runs record the rounds they trained, for runs that start a round alike."""
     return f"{results}/shared_rounds"
+
+
+def export_dir(results: str) -> str:
+    """The study's exported models and their manifest.json, for device_bench.py on a device."""
+    return f"{results}/export"
 
 
 def table_file(results: str, name: str) -> str:

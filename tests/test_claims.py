@@ -153,11 +153,12 @@ def test_targets_met_counts_every_adaptive_run():
     assert row.verdict == "no (1 of 2 runs missed)" and "vgg16 aap: 1 of 2 runs" in row.evidence
 
 
-def test_speedup_is_dense_over_pruned_latency_of_aap_models_with_a_flops_cut():
+def test_speedup_is_pruned_over_dense_throughput_of_aap_models_with_a_flops_cut():
     def timing(run_id, variant, flops, ms, method="aap"):
         return dict(
-            run_id=run_id, model="vgg16", method=method, variant=variant, threads=1, flops=flops, latency_ms=ms, cpu="X"
-        )
+            run_id=run_id, model="vgg16", method=method, variant=variant, threads=1, flops=flops,
+            fps_mean=1000 / ms, device="X", backend="eager",
+        )  # fmt: skip
 
     latency = pd.DataFrame(
         [
@@ -171,8 +172,8 @@ def test_speedup_is_dense_over_pruned_latency_of_aap_models_with_a_flops_cut():
     )
     runs = aap("mean", [93.0])
     row = claim(runs, "real speedup", latency)
-    assert row.verdict == "yes" and "1.67-1.67x (FLOPs-ideal 2.00-2.00x, 1 models)" in row.evidence
-    latency.loc[1, "latency_ms"] = 11.0
+    assert row.verdict == "yes" and "eager, 1 thread(s): 1.67-1.67x (FLOPs-ideal 2.00-2.00x, 1 models)" in row.evidence
+    latency.loc[1, "fps_mean"] = 1000 / 11.0
     assert claim(runs, "real speedup", latency).verdict == "no"
     assert claim(runs, "real speedup", None).verdict == "not run"
 

@@ -242,3 +242,21 @@ def test_a_plugin_importing_a_moved_module_is_told_where_it_went(tmp_path, monke
     monkeypatch.setenv("PRUNEBENCH_METHODS_PATH", str(plugins))
     with pytest.raises(ConfigError, match=r"old\.py imports prunebench\.methods.*from prunebench\.plugin"):
         discover_methods()
+
+
+@pytest.mark.parametrize("policy", ["iterative", "aap_params"])
+def test_round_to_leaves_every_pruned_group_a_multiple_of_channels(tmp_path, policy):
+    from prunebench.config.run import config_from_dict, config_hash
+    from prunebench.run.engine import run_experiment
+
+    options = {"rate": 0.3, "target": 50} if policy == "iterative" else {"target": 50, "lambda0": 0.5}
+    method = "ilp" if policy == "iterative" else "aap"
+    raw = {**TINY, "train": {**TINY["train"], "epochs": 1, "rewind_epoch": 0}}
+    raw["prune"] = {"method": method, "policy": policy, "policy_options": options, "max_rounds": 3, "round_to": 4}
+    cfg = config_from_dict(raw)
+    assert config_hash(cfg) != config_hash(config_from_dict({**raw, "prune": {**raw["prune"], "round_to": 1}}))
+    run_experiment(cfg, tmp_path / "run")
+    layers = pd.read_csv(tmp_path / "run" / "layers.csv")
+    pruned = layers[layers["channels_after"] < layers["channels_before"]]
+    assert len(pruned), "nothing was pruned: the test proves nothing"
+    assert ((pruned["channels_after"] % 4 == 0) | (pruned["channels_after"] == pruned["original_channels"])).all()

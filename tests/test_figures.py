@@ -5,6 +5,7 @@ import matplotlib.colors as mcolors
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection
 
 from prunebench.report import figures
 from prunebench.report.paper import load_published
@@ -143,31 +144,43 @@ def test_adaptive_draws_the_search_its_rollbacks_and_its_target(tables):
     assert paper == [25.0, 39.0]  # Figure 2b: the first rollback at round 25, the end after round 39
 
 
-def timing(run_id, method, variant, flops, ms, model="resnet56", threads=1):
+def timing(run_id, method, variant, flops, ms, model="resnet56", threads=1, device="Test CPU", experiment=None):
     return dict(
         run_id=run_id,
         dataset="cifar10_jpeg",  # the paper's CIFAR-10 re-encoded: its Table 6 points apply
         model=model,
         method=method,
+        experiment=experiment or method,
+        seed=0,
         variant=variant,
+        backend="eager",
         threads=threads,
         flops=flops,
-        latency_ms=ms,
-        cpu="Test CPU",
+        fps_mean=1000 / ms,
+        fps_std=0.1,
+        device=device,
     )
 
 
 def test_speedup_plots_measured_points_the_flops_ideal_and_the_papers_pi_points():
-    latency = pd.DataFrame(
+    speed = pd.DataFrame(
         [
             timing("a", "aap", "dense", 100, 10.0),
             timing("a", "aap", "final", 50, 8.0),
             timing("b", "ilp", "dense", 100, 10.0),
             timing("b", "ilp", "final", 25, 5.0),
+            timing("a", "aap", "dense", 100, 40.0, device="Raspberry Pi 4 Model B Rev 1.4"),
+            timing("a", "aap", "final", 50, 25.0, device="Raspberry Pi 4 Model B Rev 1.4"),
         ]
     )
-    fig = figures.speedup(latency, load_published())
-    ax = fig.axes[0]
+    fig = figures.speedup(speed, load_published())
+    assert [ax.get_title() for ax in fig.axes] == [
+        "resnet56 on Raspberry Pi 4 Model B Rev 1.4",
+        "resnet56 on Test CPU",
+    ]  # one panel per device
+    pi = fig.axes[0]
+    assert [[50.0, 1.6]] in [c.get_offsets().tolist() for c in pi.collections]
+    ax = fig.axes[1]
     points = {
         c.get_label(): c.get_offsets().tolist()
         for c in ax.collections
@@ -176,16 +189,36 @@ def test_speedup_plots_measured_points_the_flops_ideal_and_the_papers_pi_points(
     measured = [
         c.get_offsets().tolist() for c in ax.collections if c.get_label().startswith("_") and len(c.get_offsets())
     ]
-    assert [[50.0, 1.25]] in measured and [[75.0, 2.0]] in measured
+    assert np.allclose(measured[0], [[50.0, 1.25]]) and np.allclose(measured[1], [[75.0, 2.0]])
     # Table 6's ResNet-56 on the Raspberry Pi 3B+: FLOPs ↓ 33.77 % -> 1.20x, 56.33 % -> 1.49x.
     assert points["the paper: AAP on a Raspberry Pi 3B+"] == [[33.77, 1.2], [56.33, 1.49]]
     ideal = next(line for line in ax.lines if line.get_label().startswith("FLOPs-ideal"))
     x, y = ideal.get_data()
     assert np.allclose(y, 100 / (100 - x))
-    assert "Test CPU" in fig.texts[0].get_text()
     # The paper's points are of its models on its datasets: none for a ResNet-56 on another one.
-    other = figures.speedup(latency.assign(dataset="tiny_imagenet"), load_published())
+    other = figures.speedup(speed.assign(dataset="tiny_imagenet"), load_published())
     assert "the paper: AAP on a Raspberry Pi 3B+" not in other.axes[0].get_legend_handles_labels()[1]
+
+
+def test_throughput_bars_are_fps_per_model_with_the_papers_pi_throughputs():
+    speed = pd.DataFrame(
+        [
+            timing("a", "aap", "dense", 100, 50.0),
+            timing("a", "aap", "final", 44, 25.0, experiment="aap_f56"),
+            timing("b", "aap", "dense", 100, 50.0),
+            timing("b", "aap", "final", 66, 40.0, experiment="aap_f34"),
+        ]
+    )
+    fig = figures.throughput(speed, load_published())
+    ax = fig.axes[0]
+    bars = [round(p.get_height(), 3) for p in ax.patches]
+    assert bars == [20.0, 25.0, 40.0]  # dense, then the pruned results by FLOPs cut (34 %, 56 %)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert labels == ["dense", "aap_f34\n-34% FLOPs", "aap_f56\n-56% FLOPs"]
+    paper = [c.get_offsets().tolist() for c in ax.collections if isinstance(c, PathCollection) and len(c.get_offsets())]
+    # Fig. 7: dense ResNet-56 17.63 fps on the Pi 3B+; pruned = 17.63 x Table 6's 1.20 and 1.49.
+    assert np.allclose(paper[0], [[0, 17.63]])
+    assert np.allclose(paper[1], [[1, 17.63 * 1.20]]) and np.allclose(paper[2], [[2, 17.63 * 1.49]])
 
 
 def test_every_figure_file_embeds_truetype_fonts(tmp_path):

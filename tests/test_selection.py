@@ -4,7 +4,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prunebench import surgery
-from prunebench.select.channels import layer_aware_thresholds, layer_weights, select_by_rate, select_by_threshold
+from prunebench.select.channels import (
+    layer_aware_thresholds,
+    layer_weights,
+    round_kept,
+    select_by_rate,
+    select_by_threshold,
+)
 
 
 def test_layerwise_rate_prunes_lowest_per_group_and_respects_the_floor():
@@ -94,3 +100,28 @@ def test_l1_scores_of_coupled_channels_do_not_grow_with_the_layers_they_span():
                 m.weight.fill_(1.0 / m.weight[0].numel())
     for g in groups:
         assert torch.allclose(filter_l1(model, g), torch.ones(g.size, dtype=torch.float64)), g.name
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(1, 70), min_size=1, max_size=5),
+    fraction=st.floats(0, 1),
+    multiple=st.sampled_from([1, 4, 8]),
+    seed=st.integers(0, 1000),
+)
+def test_round_to_keeps_a_multiple_of_channels_by_removing_fewer_of_the_lowest(sizes, fraction, multiple, seed):
+    gen = torch.Generator().manual_seed(seed)
+    scores = {f"g{i}": torch.rand(n, generator=gen) for i, n in enumerate(sizes)}
+    chosen = select_by_rate(scores, fraction, "layerwise", 1)
+    rounded = round_kept(scores, chosen, multiple)
+    for g, s in scores.items():
+        kept = len(s) - len(rounded[g])
+        assert set(rounded[g]) <= set(chosen[g])  # removes fewer, never others
+        if multiple == 1:
+            assert rounded[g] == chosen[g]
+        elif chosen[g]:
+            assert kept % multiple == 0 or kept == len(s)
+            assert kept - (len(s) - len(chosen[g])) < multiple  # the next multiple up, no further
+        kept_scores = s[[i for i in range(len(s)) if i not in rounded[g]]]
+        if rounded[g]:  # what goes is the lowest-scoring
+            assert s[rounded[g]].max() <= kept_scores.min()

@@ -112,10 +112,22 @@ def test_smoke_study_writes_the_tables(smoke):
     assert (dense["images"] == 3 * 400).all()  # 3 epochs of 500 - 100 (validation) images
     rounds = pd.read_csv(tables / "rounds.csv")
     assert (rounds.groupby("run_id")["final"].sum() == 1).all()
-    latency = pd.read_csv(tables / "latency.csv")  # dense and final model of every run, at 1 thread
-    assert len(latency) == 20 and (latency["latency_ms"] > 0).all()
+    latency = pd.read_csv(tables / "latency.csv")  # dense and final model of every run, 1 thread, 2 backends
+    assert len(latency) == 40 and (latency["fps_mean"] > 0).all()
+    assert sorted(latency["backend"].unique()) == ["eager", "torchscript_frozen"]
     final = latency[latency["variant"] == "final"].set_index("run_id")["params"]
     assert (final == runs.set_index("run_id")["params"].loc[final.index]).all()
+    devices = pd.read_csv(tables / "devices.csv")  # no device CSVs in the smoke study: the host's rows
+    assert len(devices) == 40 and set(devices["source"]) == {"host"}
+
+
+def test_the_export_holds_every_runs_dense_and_final_model_for_device_bench(smoke):
+    tmp, _ = smoke
+    manifest = json.loads((tmp / RESULTS / "export" / "manifest.json").read_text())
+    entries = [(e["run_id"], e["variant"]) for m in manifest["models"] for e in m["entries"]]
+    runs = pd.read_csv(tmp / RESULTS / "tables" / "runs.csv")["run_id"]
+    assert sorted(entries) == sorted((r, v) for r in runs for v in ("dense", "final"))
+    assert len([m for m in manifest["models"] if m["entries"][0]["variant"] == "dense"]) == 2  # one per seed
 
 
 def test_the_report_puts_the_published_numbers_beside_the_reproduced_ones(smoke):

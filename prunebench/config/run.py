@@ -157,6 +157,9 @@ class PruneConfig:
     policy_options: dict[str, Any] = field(default_factory=dict)
     min_channels: int = 1  # never leave a group with fewer channels
     max_rounds: int = 30  # round budget, whatever the policy
+    # Latency-aware pruning: every group that loses channels keeps a multiple of this many (rounded
+    # up; Torch-Pruning's round_to). 1: the paper's methods as they are. Not applied to `matched`.
+    round_to: int = 1
     score_batch_size: int | None = None  # images for data-driven scores; None: train.batch_size
     methods_path: list[str] = field(default_factory=list)  # extra directories of method files
     method_source: str | None = None  # filled in by prunebench: hash of the method's file (its identity)
@@ -164,6 +167,8 @@ class PruneConfig:
     def __post_init__(self) -> None:
         if self.min_channels < 1:
             raise ConfigError(f"prune.min_channels must be >= 1, got {self.min_channels}")
+        if self.round_to < 1:
+            raise ConfigError(f"prune.round_to must be >= 1 (1: no rounding), got {self.round_to}")
         if self.max_rounds < 1:
             raise ConfigError(f"prune.max_rounds must be >= 1, got {self.max_rounds}")
 
@@ -368,6 +373,8 @@ def _identity(cfg: Config, left_out: set[tuple[str, str]]) -> dict[str, Any]:
         out["train"].get("precision") == "fp32"
     ):  # the default leaves identities of runs from before the key as they were
         del out["train"]["precision"]
+    if out["prune"].get("round_to") == 1:  # likewise
+        del out["prune"]["round_to"]
     return out
 
 

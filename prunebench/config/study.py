@@ -37,7 +37,7 @@ from prunebench.select.policies import MatchedPolicy, Policy, resolve_prune
 
 STUDY_KEYS = (
     "results", "figures", "seeds", "models", "threads", "gpu", "data_root", "data_mirror", "latency",
-    "base", "per_model", "experiments",
+    "export", "device_results", "base", "per_model", "experiments",
 )  # fmt: skip
 EXPERIMENT_KEYS = ("prune", "train", "models", "published")
 # The train keys an experiment may change: they change how rounds retrain, not the dense model.

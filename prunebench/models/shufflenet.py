@@ -41,6 +41,10 @@ class ChannelShuffle(nn.Module):
         self.groups = groups
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The opaque node exists for Torch-Pruning's autograd trace only. Exporters must see the
+        # plain view/transpose: TorchScript cannot save a Python autograd function.
+        if torch.jit.is_tracing() or torch.onnx.is_in_onnx_export():
+            return _shuffle(x, self.groups)
         return _ShuffleFn.apply(x, self.groups)
 
 

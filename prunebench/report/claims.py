@@ -240,15 +240,14 @@ def speedups(t: StudyTables) -> Tally:
     pairs = pairs[(pairs["method"] == "aap") & (pairs["flops_reduction"] > 1)]
     if pairs.empty:
         return Tally("not run", "no AAP model with a FLOPs cut was timed", 0)
-    pairs = pairs.assign(ideal=100 / (100 - pairs["flops_reduction"]))
     faster = int((pairs["speedup"] > 1).sum())
     verdict = "yes" if faster == len(pairs) else "no" if faster == 0 else f"mixed ({faster} of {len(pairs)} faster)"
     parts = [
-        f"{model}, {threads} thread(s): {g.speedup.min():.2f}-{g.speedup.max():.2f}x (FLOPs-ideal "
-        f"{g.ideal.min():.2f}-{g.ideal.max():.2f}x, {len(g)} models)"
-        for (model, threads), g in pairs.groupby(["model", "threads"], sort=True)
+        f"{model}, {backend}, {threads} thread(s): {g.speedup.min():.2f}-{g.speedup.max():.2f}x (FLOPs-ideal "
+        f"{g.ideal_speedup.min():.2f}-{g.ideal_speedup.max():.2f}x, {len(g)} models)"
+        for (model, backend, threads), g in pairs.groupby(["model", "backend", "threads"], sort=True)
     ]
-    evidence = f"batch 1 on {latency['cpu'].iloc[0]} (the paper: Raspberry Pi 3B+); " + "; ".join(parts)
+    evidence = f"batch 1 on {latency['device'].iloc[0]} (the paper: Raspberry Pi 3B+); " + "; ".join(parts)
     return Tally(verdict, evidence, len(pairs))
 
 

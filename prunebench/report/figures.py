@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from cycler import cycler  # noqa: E402
 
-from prunebench.paths import ATTENTION_TABLE, FIGURE_FORMATS, FIGURES, MAPS_TABLE  # noqa: E402
+from prunebench.paths import ATTENTION_TABLE, DEVICES_TABLE, FIGURE_FORMATS, FIGURES, MAPS_TABLE  # noqa: E402
 from prunebench.report.claims import REWIND_BAND  # noqa: E402
 from prunebench.report.paper import entries, load_published, paper_dataset  # noqa: E402
 from prunebench.report.tables import experiment_pairs, rewind_sweeps, speedup_pairs  # noqa: E402
@@ -294,24 +294,52 @@ def published_speedups(published: pd.DataFrame, model: str, dataset: str) -> pd.
     return wide[["flops_reduction", "speedup"]].astype(float).reset_index(drop=True)
 
 
-def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure:
-    if latency is None or latency.empty:
-        return _empty("latency was not measured in this study (Table 6)")
-    pairs = speedup_pairs(latency)
+def published_throughputs(published: pd.DataFrame, model: str, dataset: str) -> tuple[str, pd.DataFrame]:
+    """Figs. 6-8's dense throughput of ``model`` on ``dataset`` (fps, from the text) and, where
+    Table 6 gives the pruned models' speedups, their throughput as dense fps x speedup (the
+    figures' bars; the text prints only the dense fps): (the paper's device, rows of
+    ``flops_reduction, fps``)."""
+    dense = published[
+        published["artifact"].isin(["fig6", "fig7", "fig8"])
+        & (published["model"] == model)
+        & (published["dataset"] == paper_dataset(dataset))
+        & (published["metric"] == "fps")
+    ]
+    if dense.empty:
+        return "", pd.DataFrame(columns=["flops_reduction", "fps"])
+    fps = float(dense["value"].iloc[0])
+    device = "Xeon Silver 4215R" if dense["artifact"].iloc[0] == "fig6" else "Raspberry Pi 3B+"
+    pruned = published_speedups(published, model, dataset) if device == "Raspberry Pi 3B+" else None
+    rows = [(0.0, fps)] + (
+        [] if pruned is None else list(zip(pruned["flops_reduction"], fps * pruned["speedup"], strict=True))
+    )
+    return device, pd.DataFrame(rows, columns=["flops_reduction", "fps"])
+
+
+def _settings(pairs: pd.DataFrame) -> list[tuple[str, int]]:
+    return sorted(set(zip(pairs["backend"], pairs["threads"], strict=True)))
+
+
+def speedup(speed: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure:
+    """Table 6 (and Figs. 6-8a): measured speedup over the FLOPs cut, one panel per device and
+    model, one marker per backend and thread count, the FLOPs-ideal curve and the paper's points."""
+    if speed is None or speed.empty:
+        return _empty("speed was not measured in this study (Table 6)")
+    pairs = speedup_pairs(speed)
     colors = method_colors(list(pairs["method"]))
-    threads = sorted(pairs["threads"].unique())
-    models = sorted(pairs["model"].unique())
-    fig, axes = _grid(len(models))
-    for ax, model in zip(axes, models, strict=True):
-        mine = pairs[pairs["model"] == model]
+    settings = _settings(pairs)
+    panels = sorted(set(zip(pairs["device"], pairs["model"], strict=True)))
+    fig, axes = _grid(len(panels))
+    for ax, (device, model) in zip(axes, panels, strict=True):
+        mine = pairs[(pairs["device"] == device) & (pairs["model"] == model)]
         paper = published_speedups(published, model, str(mine["dataset"].iloc[0]))
         top = max(mine["flops_reduction"].max(), paper["flops_reduction"].max() if len(paper) else 0, 1)
         cut = np.linspace(0, min(top * 1.05, 95), 100)
         ax.plot(cut, 100 / (100 - cut), color="grey", ls="--", lw=0.8, label="FLOPs-ideal (dense / pruned FLOPs)")
-        for (method, n), g in mine.groupby(["method", "threads"], sort=True):
-            marker = MARKERS[threads.index(n) % len(MARKERS)]
+        for (method, backend, n), g in mine.groupby(["method", "backend", "threads"], sort=True):
+            marker = MARKERS[settings.index((backend, n)) % len(MARKERS)]
             ax.scatter(g["flops_reduction"], g["speedup"], color=colors[method], marker=marker, s=14)
-            ax.scatter([], [], color=colors[method], marker=marker, s=14, label=f"{method}, {n} thread(s)")
+            ax.scatter([], [], color=colors[method], marker=marker, s=14, label=f"{method}, {backend}, {n} thr.")
         if len(paper):
             ax.scatter(
                 paper["flops_reduction"],
@@ -326,9 +354,59 @@ def speedup(latency: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure
         # The ideal grows without bound near a 100 % cut: the points set the scale, it leaves the top.
         highest = max(mine["speedup"].max(), paper["speedup"].max() if len(paper) else 0)
         ax.set_ylim(0, max(2.0, 1.3 * highest))
-        ax.set(title=model, xlabel="FLOPs reduction (%)", ylabel="speedup (dense / pruned latency)")
+        ax.set(title=f"{model} on {device}", xlabel="FLOPs reduction (%)", ylabel="speedup (pruned / dense fps)")
         ax.legend(loc="upper left")
-    fig.suptitle(f"batch 1 on {latency['cpu'].iloc[0]}", fontsize=7)
+    return fig
+
+
+def throughput(speed: pd.DataFrame | None, published: pd.DataFrame) -> plt.Figure:
+    """Figs. 6-8b: frames per second (mean and std over trials, batch 1) of each dense model and
+    the first seed's pruned results, one panel per device and model, one bar per backend and
+    thread count; the paper's throughputs on its device as open diamonds at their FLOPs cuts."""
+    if speed is None or speed.empty:
+        return _empty("speed was not measured in this study (Figs. 6-8)")
+    pairs = speedup_pairs(speed)
+    first = pairs.groupby("experiment")["seed"].transform("min") == pairs["seed"]
+    pairs = pairs[first]
+    settings = _settings(pairs)
+    panels = sorted(set(zip(pairs["device"], pairs["model"], strict=True)))
+    fig, axes = _grid(len(panels))
+    width = 0.8 / len(settings)
+    for ax, (device, model) in zip(axes, panels, strict=True):
+        mine = pairs[(pairs["device"] == device) & (pairs["model"] == model)]
+        # One bar group per model: the dense model, then the pruned results by FLOPs cut.
+        groups = [("dense", 0.0)] + sorted(
+            {(e, c) for e, c in mine.groupby("experiment")["flops_reduction"].mean().items()}, key=lambda t: t[1]
+        )
+        for i, (backend, n) in enumerate(settings):
+            heights, errors = [], []
+            for name, _ in groups:
+                if name == "dense":
+                    g = speed[
+                        (speed["device"] == device)
+                        & (speed["run_id"].isin(mine["run_id"]))
+                        & (speed["variant"] == "dense")
+                        & (speed["backend"] == backend)
+                        & (speed["threads"] == n)
+                    ].head(1)
+                else:
+                    g = mine[(mine["experiment"] == name) & (mine["backend"] == backend) & (mine["threads"] == n)]
+                heights.append(g["fps_mean"].mean() if len(g) else np.nan)
+                errors.append(g["fps_std"].mean() if len(g) else 0.0)
+            x = np.arange(len(groups)) + (i - (len(settings) - 1) / 2) * width
+            ax.bar(x, heights, width, yerr=errors, color=PALETTE[i % len(PALETTE)], label=f"{backend}, {n} thr.")
+        paper_device, paper = published_throughputs(published, model, str(mine["dataset"].iloc[0]))
+        for j, (_, cut) in enumerate(groups):
+            close = paper[(paper["flops_reduction"] - cut).abs() < 1.0]
+            if len(close):
+                ax.scatter([j], close["fps"].iloc[:1], facecolors="none", edgecolors="k", marker="D", s=20, zorder=3)
+        if len(paper):
+            ax.scatter(
+                [], [], facecolors="none", edgecolors="k", marker="D", s=20, label=f"the paper on {paper_device}"
+            )
+        ax.set_xticks(range(len(groups)), [f"{name}\n-{cut:.0f}% FLOPs" if cut else name for name, cut in groups])
+        ax.set(title=f"{model} on {device}", ylabel="throughput (fps, batch 1)")
+        ax.legend(loc="upper left")
     return fig
 
 
@@ -447,8 +525,8 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
     rounds = pd.read_csv(tables / "rounds.csv")
     runs = pd.read_csv(tables / "runs.csv")
     layer_rows = pd.read_csv(tables / "layers.csv")
-    latency_csv = tables / "latency.csv"
-    latency = pd.read_csv(latency_csv) if latency_csv.exists() else None
+    speed_csv = tables / f"{DEVICES_TABLE}.csv"
+    speed = pd.read_csv(speed_csv) if speed_csv.exists() else None
     attention_csv = tables / f"{ATTENTION_TABLE}.csv"
     attention_rows = pd.read_csv(attention_csv) if attention_csv.exists() else None
     maps_csv = tables / f"{MAPS_TABLE}.csv"
@@ -460,7 +538,8 @@ def write_figures(tables: Path, out: Path) -> list[Path]:
         "rewind": lambda: rewind(runs),
         "adaptive": lambda: adaptive(rounds, runs, published),
         "layers": lambda: layers(layer_rows, runs),
-        "speedup": lambda: speedup(latency, published),
+        "speedup": lambda: speedup(speed, published),
+        "throughput": lambda: throughput(speed, published),
         "maps": lambda: maps(map_rows),
         "attention": lambda: attention(attention_rows),
         "distribution": lambda: distribution(attention_rows),

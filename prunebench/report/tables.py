@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ import yaml
 from prunebench import paths, surgery
 from prunebench.errors import DamagedFileError
 from prunebench.io import atomic_write_text, file_sha256, read_json
+from prunebench.measure.cost import LATENCY_BACKENDS
 from prunebench.score.contract import make_method
 
 # Sums over every round of a run (round 0, the dense training, included): rounds.csv column.
@@ -37,6 +39,11 @@ SUMMARY_METRICS = [
     "params_reduction", "flops_reduction", "val_top1", "test_top1", "val_drop", "test_drop", *LEDGER,
 ]  # fmt: skip
 PAIRED_METRICS = ["test_top1", "val_top1", "params_reduction", "flops_reduction", "train_epochs_total"]
+# What a device CSV (workflow/scripts/device_bench.py) must hold to join a study's tables.
+DEVICE_COLUMNS = (
+    "device", "cpu", "backend", "threads", "run_id", "round", "variant", "flops", "fps_mean", "fps_std",
+    "latency_ms", "checkpoint_sha256",
+)  # fmt: skip
 PAIRED_COLUMNS = ["model", "experiment", "baseline", "metric", "mean_diff", "ci_low", "ci_high", "n_seeds"]
 # The AAP row's and each chosen baseline's means in comparison.csv (prefixed aap_ / baseline_).
 COMPARED = [
@@ -243,15 +250,52 @@ def paired_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-def speedup_pairs(latency: pd.DataFrame) -> pd.DataFrame:
-    """Each timed final model (latency.csv) beside its dense model: ``flops_reduction`` (%), ``speedup``."""
-    keys = ["run_id", "threads"]
-    dense = latency[latency["variant"] == "dense"][[*keys, "flops", "latency_ms"]]
-    pairs = latency[latency["variant"] == "final"].merge(dense, on=keys, suffixes=("", "_dense"))
+def speedup_pairs(speed: pd.DataFrame) -> pd.DataFrame:
+    """Each timed pruned model (latency.csv, devices.csv) beside its run's dense model on the same
+    device, backend and thread count: ``flops_reduction`` (%), ``speedup`` (throughput ratio,
+    pruned / dense fps, as the paper's Table 6), ``ideal_speedup`` (dense / pruned FLOPs) and
+    ``efficiency`` (speedup / ideal)."""
+    keys = ["device", "backend", "threads", "run_id"]
+    dense = speed[speed["variant"] == "dense"][[*keys, "flops", "fps_mean"]]
+    pairs = speed[speed["variant"] != "dense"].merge(dense, on=keys, suffixes=("", "_dense"))
+    ideal = pairs["flops_dense"] / pairs["flops"]
+    speedup = pairs["fps_mean"] / pairs["fps_mean_dense"]
     return pairs.assign(
-        flops_reduction=(1 - pairs["flops"] / pairs["flops_dense"]) * 100,
-        speedup=pairs["latency_ms_dense"] / pairs["latency_ms"],
+        flops_reduction=(1 - 1 / ideal) * 100, speedup=speedup, ideal_speedup=ideal, efficiency=speedup / ideal
     )
+
+
+def devices_table(host: pd.DataFrame | None, device_csvs: Sequence[Path], run_dirs: Sequence[Path]) -> pd.DataFrame:
+    """``devices.csv``: the host's rows (latency.csv) and every device CSV's, one table with a
+    ``device`` column. A device row must name a run of the study and a model that run still has
+    (its checkpoint's SHA-256): a CSV measured on an older run's export is refused, not mixed in."""
+    checkpoints: dict[tuple[str, int], str] = {}
+    for d in run_dirs:
+        for rnd_file in sorted((d / paths.RUN_STATE).glob("round_*.pt")):
+            run_id = pd.read_csv(d / paths.ROUNDS, usecols=["run_id"])["run_id"].iloc[0]
+            checkpoints[(run_id, int(rnd_file.stem.split("_")[1]))] = file_sha256(rnd_file)
+    frames = [] if host is None else [host]
+    for csv in device_csvs:
+        if not Path(csv).is_file():
+            raise DamagedFileError(f"device CSV {csv} (study key device_results) not found")
+        table = pd.read_csv(csv)
+        missing = [c for c in DEVICE_COLUMNS if c not in table.columns]
+        if missing:
+            raise DamagedFileError(
+                f"{csv} lacks columns {', '.join(missing)}: write it with workflow/scripts/device_bench.py"
+            )
+        for row in table.drop_duplicates(["run_id", "round"]).itertuples():
+            known = checkpoints.get((row.run_id, int(row.round)))
+            if known != row.checkpoint_sha256:
+                why = "is not a run of this study" if known is None else "no longer has that model (it was rerun)"
+                raise DamagedFileError(
+                    f"{csv}: run {row.run_id} round {row.round} {why}; export the study again "
+                    "(prunebench export) and measure it on the device again"
+                )
+        frames.append(table.assign(source=str(csv)))
+    if not frames:
+        return pd.DataFrame(columns=list(DEVICE_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
 
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -422,38 +466,68 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
     return [_write(written[name], out / f"{name}.csv") for name in paths.TABLES]
 
 
-def latency_table(run_dirs: list[Path], threads: list[int], warmup: int, repeats: int) -> pd.DataFrame:
-    """CPU latency (batch 1, median ms) of every run's final model and its dense architecture, at
-    each thread count, measured in interleaved blocks: one row per run x variant x threads. Run it
-    alone on the machine."""
-    from prunebench import surgery
-    from prunebench.measure.cost import complexity, paired_latency_ms
-    from prunebench.report.schema import environment_record
+def latency_table(
+    run_dirs: list[Path], threads: list[int], warmup: int, repeats: int, backends: Sequence[str] = LATENCY_BACKENDS
+) -> pd.DataFrame:
+    """This machine's throughput and latency (batch 1) of every run's dense model and final model,
+    per backend (``eager``: the PyTorch module; ``torchscript_frozen``: traced, frozen and optimised
+    for inference, as devices run the exported file) and thread count, timed by device_bench's
+    protocol with the run's two models interleaved: one row per run x variant x backend x threads,
+    in device_bench's columns. Run it alone on the machine."""
+    from prunebench.measure.cost import complexity, device_bench, time_models
+    from prunebench.measure.export import to_torchscript
 
-    cpu = environment_record()["processor"]
+    machine = device_bench.machine_record()
     rows = []
     for d in run_dirs:
         experiment = read_run(d)[1]["experiment"]
-        final = pd.read_csv(d / paths.ROUNDS).query("final").iloc[0]
-        arch, model, _ = surgery.load_checkpoint(str(d / paths.FINAL))
-        dense = surgery.instantiate(
-            surgery.Architecture(arch.model, arch.num_classes, arch.in_channels, arch.image_size, arch.options)
-        )
-        x = arch.example_input()
-        sizes = {"dense": complexity(dense, x), "final": complexity(model, x)}
-        for n in threads:
-            latencies = paired_latency_ms([dense, model], x, n, warmup, repeats)
-            for variant, ms in zip(("dense", "final"), latencies, strict=True):
-                rows.append(
+        table = pd.read_csv(d / paths.ROUNDS)
+        final_round = int(table.loc[table["final"].astype(bool), "round"].iloc[0])
+        entries = []
+        for variant, rnd, path in (
+            ("dense", 0, paths.round_checkpoint(d / paths.RUN_STATE, 0)),
+            ("final", final_round, d / paths.FINAL),
+        ):
+            arch, model, _ = surgery.load_checkpoint(str(path))
+            row = table[table["round"] == rnd].iloc[0]
+            entries.append(
+                (
+                    model.eval(),
                     {
-                        **{k: final[k] for k in ("run_id", "dataset", "model", "method", "policy", "seed")},
+                        **{k: row[k] for k in ("run_id", "dataset", "model", "method", "policy", "seed")},
                         "experiment": experiment,
+                        "round": rnd,
                         "variant": variant,
-                        "threads": n,
-                        "latency_ms": ms,
-                        "params": sizes[variant]["params"],
-                        "flops": sizes[variant]["flops"],
-                        "cpu": cpu,
-                    }
+                        **complexity(model, arch.example_input()),
+                        "input_shape": f"1x{arch.in_channels}x{arch.image_size}x{arch.image_size}",
+                        "checkpoint_sha256": file_sha256(path),
+                    },
                 )
+            )
+        x = arch.example_input()
+        for backend in backends:
+            if backend == "eager":
+                forwards = [lambda m=m, x=x: m(x) for m, _ in entries]
+            else:
+                frozen = [device_bench.frozen(to_torchscript(m, x)) for m, _ in entries]
+                forwards = [lambda m=m, x=x: m(x) for m in frozen]
+            for n in threads:
+                before = device_bench.machine_state()
+                timings = time_models(forwards, n, warmup, repeats)
+                after = device_bench.machine_state()
+                for (_, entry), timing in zip(entries, timings, strict=True):
+                    rows.append(
+                        {
+                            **machine,
+                            "backend": backend,
+                            "backend_version": f"torch {torch.__version__}",
+                            "threads": n,
+                            **entry,
+                            **timing,
+                            "temp_c_before": before["temp_c"],
+                            "temp_c_after": after["temp_c"],
+                            "throttled_before": before["throttled"],
+                            "throttled_after": after["throttled"],
+                        }
+                    )
     return pd.DataFrame(rows)

@@ -45,6 +45,7 @@ from prunebench.select.channels import (
     layer_aware_thresholds,
     reduction,
     resolve_rate,
+    round_kept,
     select_by_count,
     select_by_threshold,
     threshold_scale,
@@ -385,6 +386,7 @@ class _Rounds:
         if isinstance(step.selection, ScoreThreshold):
             threshold = step.selection.threshold
             remove = select_by_threshold(scores, dict.fromkeys(scores, threshold), cfg.prune.min_channels)
+            remove = round_kept(scores, remove, cfg.prune.round_to)
             how = f"every channel scoring <= {threshold:g}"
         elif isinstance(step.selection, ThresholdSelection):
             sel = step.selection
@@ -392,13 +394,17 @@ class _Rounds:
             # Round 1 scores the dense model: its scores fix the threshold units for the whole run.
             scale = state.rounds[1]["threshold_scale"] if rnd > 1 else threshold_scale(scores, weights, sel.units)
             thresholds = layer_aware_thresholds(sel.threshold * scale, weights)
-            remove = select_by_threshold(scores, thresholds, cfg.prune.min_channels)
+            remove = round_kept(
+                scores, select_by_threshold(scores, thresholds, cfg.prune.min_channels), cfg.prune.round_to
+            )
             how = f"threshold T={sel.threshold:.6g} (x {scale:.4g})"
         elif isinstance(step.selection, CountSelection):
-            remove = select_by_count(scores, step.selection.keep)
+            remove = select_by_count(scores, step.selection.keep)  # exactly the reference's: never rounded
             how = "the reference's channels per group"
         else:
-            rate, remove = resolve_rate(step.selection, scores, model, arch, self.dense, cfg.prune.min_channels, device)
+            rate, remove = resolve_rate(
+                step.selection, scores, model, arch, self.dense, cfg.prune.min_channels, device, cfg.prune.round_to
+            )
             how = f"rate {rate:.4f}"
         removed = sum(len(v) for v in remove.values())
         layers = [

@@ -74,6 +74,22 @@ def select_by_count(scores: dict[str, torch.Tensor], keep: dict[str, int]) -> di
     return out
 
 
+def round_kept(scores: dict[str, torch.Tensor], remove: dict[str, list[int]], multiple: int) -> dict[str, list[int]]:
+    """Latency-aware rounding (``prune.round_to``, Torch-Pruning's ``round_to``): each group that
+    loses channels keeps a multiple of ``multiple`` of them, rounded up (so it removes fewer, its
+    highest-scoring picks stay), or all of them. CPU kernels run fastest on channel counts that
+    fill their vector registers; 1 leaves the selection as it is."""
+    if multiple <= 1:
+        return remove
+    out = {}
+    for g, chosen in remove.items():
+        size = len(scores[g])
+        kept = min(size, -(-(size - len(chosen)) // multiple) * multiple)
+        order = sorted(chosen, key=lambda i: (float(scores[g][i]), i))  # lowest score first, ties by index
+        out[g] = sorted(order[: size - kept])
+    return out
+
+
 def layer_aware_thresholds(threshold: float, weights: dict[str, float]) -> dict[str, float]:
     """AAP Section 3.3: T_i = T * w_i."""
     return {g: threshold * w for g, w in weights.items()}
@@ -124,16 +140,22 @@ def resolve_rate(
     dense: dict[str, Any],
     min_channels: int,
     device: torch.device,
+    round_to: int = 1,
 ) -> tuple[float, dict[str, list[int]]]:
-    """The fraction to remove and the channels it selects. With a target, the smallest fraction
-    (to 1e-4) that reaches it, so the last round lands on the target instead of overshooting."""
+    """The fraction to remove and the channels it selects (kept counts rounded by ``round_to``).
+    With a target, the smallest fraction (to 1e-4) that reaches it, so the last round lands on
+    the target instead of overshooting."""
+
+    def select(fraction: float) -> dict[str, list[int]]:
+        return round_kept(scores, select_by_rate(scores, fraction, sel.scope, min_channels), round_to)
+
     if sel.target is None:
-        return sel.fraction, select_by_rate(scores, sel.fraction, sel.scope, min_channels)
+        return sel.fraction, select(sel.fraction)
     metric, target = sel.target
 
     def reduction_at(fraction: float) -> float:
         trial = copy.deepcopy(model)
-        surgery.remove_channels(trial, arch, select_by_rate(scores, fraction, sel.scope, min_channels), min_channels)
+        surgery.remove_channels(trial, arch, select(fraction), min_channels)
         return reduction(_metric_value(trial, arch, metric, device), dense[metric])
 
     lo, hi = 0.0, sel.fraction
@@ -141,7 +163,7 @@ def resolve_rate(
         while hi - lo > 1e-4:
             mid = (lo + hi) / 2
             lo, hi = (lo, mid) if reduction_at(mid) >= target else (mid, hi)
-    return hi, select_by_rate(scores, hi, sel.scope, min_channels)
+    return hi, select(hi)
 
 
 def threshold_weights(

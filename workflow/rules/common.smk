@@ -68,7 +68,15 @@ BENCHMARK = {
     "prune": job_benchmark("prune/{model}-{experiment}-seed{seed}"),
     **{
         name: job_benchmark(name)
-        for name in ("tables", "latency", "attention", "figures", "report")
+        for name in (
+            "tables",
+            "latency",
+            "export",
+            "devices",
+            "attention",
+            "figures",
+            "report",
+        )
     },
 }
 
@@ -158,6 +166,8 @@ def benchmarked_jobs():
     jobs += [("tables", {})] + (
         [("latency", {})] if config["latency"]["enabled"] else []
     )
+    jobs += [("export", {})] if config["export"]["enabled"] else []
+    jobs += [("devices", {})]
     jobs += [("attention", {})] if ATTENTION_RUNS else []
     jobs += [("figures", {}), ("report", {})]
     return [

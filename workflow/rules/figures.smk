@@ -7,6 +7,7 @@ rule figures:
     input:
         tables=rules.tables.output,
         latency=rules.latency.output if LATENCY["enabled"] else [],
+        devices=rules.devices.output,
         attention=rules.attention.output if ATTENTION_RUNS else [],
     output:
         # The PNGs in Snakemake's HTML report (snakemake --report), captioned by workflow/report/<name>.rst.

@@ -6,6 +6,7 @@ rule report:
     input:
         tables=rules.tables.output,
         latency=rules.latency.output if LATENCY["enabled"] else [],
+        devices=rules.devices.output,
         attention=rules.attention.output if ATTENTION_RUNS else [],
         published=PUBLISHED_CSV,
     output:

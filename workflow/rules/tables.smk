@@ -3,6 +3,8 @@
 RUN_DIRS = [run_dir(r.model, r.experiment, r.seed) for r in RUNS]
 DENSE_DIRS = sorted({dense_dir(r.model, r.seed, r.dense_variant) for r in RUNS})
 LATENCY = config["latency"]  # with the schema's defaults filled in
+EXPORT = config["export"]
+DEVICE_RESULTS = config["device_results"]
 
 
 # Every file the tables read is an input; the rest of a run (config.yaml, run.json, final.pt)
@@ -63,6 +65,51 @@ rule latency:
         ),
     shell:
         "prunebench latency {params.runs:q} --out {output:q} {params.options} > {log:q} 2>&1"
+
+
+# Every run's dense and chosen rounds as TorchScript (and ONNX) files with a manifest.json: what
+# workflow/scripts/device_bench.py times on a Raspberry Pi or any other device.
+rule export:
+    input:
+        [os.path.join(d, paths.SUMMARY) for d in RUN_DIRS],
+    output:
+        os.path.join(paths.export_dir(RESULTS), "manifest.json"),
+    log:
+        job_log("export"),
+    benchmark:
+        BENCHMARK["export"]
+    conda:
+        "../../environment.yml"
+    params:
+        runs=RUN_DIRS,
+        out=lambda wc, output: os.path.dirname(output[0]),
+        rounds=" ".join(map(str, EXPORT["rounds"])),
+        formats=" ".join(EXPORT["formats"]),
+    shell:
+        "prunebench export {params.runs:q} --out {params.out:q} --rounds {params.rounds}"
+        " --format {params.formats} > {log:q} 2>&1"
+
+
+# The host's latency.csv and the CSVs device_bench.py wrote on devices (study key device_results),
+# one table with a device column: what the speedup and throughput figures draw.
+rule devices:
+    input:
+        host=rules.latency.output if LATENCY["enabled"] else [],
+        csvs=DEVICE_RESULTS,
+        runs=[os.path.join(d, paths.SUMMARY) for d in RUN_DIRS],
+    output:
+        paths.table_file(RESULTS, paths.DEVICES_TABLE),
+    log:
+        job_log("devices"),
+    benchmark:
+        BENCHMARK["devices"]
+    conda:
+        "../../environment.yml"
+    params:
+        runs=RUN_DIRS,
+        host=lambda wc, input: f"--host {shlex.quote(input.host[0])}" if input.host else "",
+    shell:
+        "prunebench devices {input.csvs:q} {params.host} --runs {params.runs:q} --out {output:q} > {log:q} 2>&1"
 
 
 # Per-filter attention (Figures 3, 5 and 9) of the first seed's runs under an AAP adaptive
