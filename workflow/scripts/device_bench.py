@@ -35,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -194,8 +195,6 @@ def _thread_counts(values: Sequence[str]) -> list[int]:
 def frozen(module: Any) -> Any:
     """A loaded TorchScript module frozen and optimised for inference (constants folded, conv and
     batch norm fused): the ``torchscript_frozen`` backend."""
-    import warnings
-
     import torch
 
     with warnings.catch_warnings():
@@ -230,7 +229,9 @@ def _loader(backend: str, threads: int) -> Callable[[Path, list[int]], Forward]:
     torch.set_num_threads(threads)
 
     def load_torchscript(path: Path, shape: list[int]) -> Forward:
-        module = torch.jit.load(str(path), map_location="cpu").eval()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch 2.9+ marks TorchScript deprecated
+            module = torch.jit.load(str(path), map_location="cpu").eval()
         if backend == "torchscript_frozen":
             module = frozen(module)
         x = torch.randn(shape, generator=torch.Generator().manual_seed(0))
