@@ -275,7 +275,10 @@ def test_smoke_study_draws_the_figures(smoke):
     tmp, _ = smoke
     figures = tmp / RESULTS / "figures"  # the default place: <results>/figures
     names = {p.name for p in figures.iterdir()}
-    expected = ("tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "maps", "attention", "distribution")
+    expected = (
+        "tradeoff", "iterative", "adaptive", "layers", "rewind", "speedup", "throughput", "maps", "attention",
+        "distribution",
+    )  # fmt: skip
     assert names == {f"{n}.{e}" for n in expected for e in ("pdf", "png")}
     # What each figure draws is tested in test_figures.py; here: every one was written, fonts embedded.
     pdfs = [(figures / f"{n}.pdf").read_bytes() for n in expected]
@@ -288,7 +291,7 @@ def test_snakemakes_html_report_holds_the_figures_tables_and_report(smoke):
     done = snakemake(tmp, config, "--report", str(html))
     assert done.returncode == 0, done.stderr[-3000:]
     page = html.read_text()
-    for name in ("tradeoff.png", "speedup.png", "summary.csv", "paired.csv", "REPORT.md"):
+    for name in ("tradeoff.png", "speedup.png", "throughput.png", "summary.csv", "paired.csv", "REPORT.md"):
         assert name in page
     assert "Figure 2a of the paper" in page  # a caption (workflow/report/iterative.rst)
 
