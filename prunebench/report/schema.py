@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 from prunebench.io import atomic_write_text
+from prunebench.measure.cost import device_bench
 
 ROUND_COLUMNS = [
     "run_id", "config_hash", "dataset", "model", "method", "policy", "seed", "round", "base_round",
@@ -34,17 +35,6 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
-    # platform.processor() is often just the architecture on Linux; latency needs the real CPU.
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def environment_record() -> dict[str, Any]:
     repo = Path(__file__).resolve().parents[2]
     try:
@@ -61,7 +51,7 @@ def environment_record() -> dict[str, Any]:
     return {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "processor": _cpu_model(),
+        "processor": device_bench.cpu_name(),
         "cpu_count": os.cpu_count(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         # importlib.metadata: torch_pruning.__version__ says 1.6.0 for 1.6.1.
