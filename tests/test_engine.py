@@ -247,6 +247,7 @@ def test_a_plugin_importing_a_moved_module_is_told_where_it_went(tmp_path, monke
 @pytest.mark.parametrize("policy", ["iterative", "aap_params"])
 def test_round_to_leaves_every_pruned_group_a_multiple_of_channels(tmp_path, policy):
     from prunebench.config.run import config_from_dict, config_hash
+    from prunebench.report.tables import write_tables
     from prunebench.run.engine import run_experiment
 
     options = {"rate": 0.3, "target": 50} if policy == "iterative" else {"target": 50, "lambda0": 0.5}
@@ -260,3 +261,5 @@ def test_round_to_leaves_every_pruned_group_a_multiple_of_channels(tmp_path, pol
     pruned = layers[layers["channels_after"] < layers["channels_before"]]
     assert len(pruned), "nothing was pruned: the test proves nothing"
     assert ((pruned["channels_after"] % 4 == 0) | (pruned["channels_after"] == pruned["original_channels"])).all()
+    write_tables([tmp_path / "run"], tmp_path / "tables")
+    assert pd.read_csv(tmp_path / "tables" / "runs.csv")["round_to"].tolist() == [4]

@@ -165,7 +165,7 @@ def experiment_pairs(runs: pd.DataFrame) -> pd.DataFrame:
 # What a rewind-epoch sweep holds fixed: experiments equal in these, apart in train.rewind_epoch.
 SWEEP_KEYS = [
     "dataset", "model", "method", "method_options", "policy", "policy_options", "target_metric", "target",
-    "loss_target", "reference", "rewind", *(f"train_{key}" for key in SCHEDULE_KEYS),
+    "loss_target", "reference", "rewind", "round_to", *(f"train_{key}" for key in SCHEDULE_KEYS),
 ]  # fmt: skip
 
 
@@ -423,6 +423,8 @@ def write_tables(run_dirs: list[Path], out: Path) -> list[Path]:
                 ),
                 "rewind": config["train"]["rewind"],
                 "rewind_epoch": config["train"]["rewind_epoch"],
+                # Latency-aware rounding tells a variant apart by value (configs omit the default 1).
+                "round_to": config["prune"].get("round_to", 1),
                 **{f"train_{key}": _cell(config["train"][key]) for key in SCHEDULE_KEYS},
                 "stability_l2": stability_l2(d, Path(run["dense_dir"])),
             }
