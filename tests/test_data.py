@@ -84,6 +84,20 @@ def test_cifar10_jpeg_from_the_mirror_archive(tmp_path):
     assert sorted(splits.test.y.tolist()) == [0, 0, 1, 1]
 
 
+def test_a_test_subset_of_a_class_sorted_test_set_draws_every_class():
+    # The CIFAR-10 mirror and ImageFolder trees store the test set class by class: the first
+    # 2,000 of its 10,000 images are airplanes and automobiles only.
+    from prunebench.data.datasets import evaluation_indices
+
+    cfg = config_from_dict({"data": {"dataset": "cifar10_jpeg", "test_subset": 2000}}).data
+    labels = torch.arange(10).repeat_interleave(1000)
+    idx = evaluation_indices(cfg, len(labels))
+    assert len(idx) == 2000 and len(idx.unique()) == 2000 and torch.equal(idx, idx.sort().values)
+    assert torch.bincount(labels[idx], minlength=10).min() > 150
+    assert torch.equal(idx, evaluation_indices(cfg, len(labels)))  # one fixed draw for every run
+    assert torch.equal(evaluation_indices(config_from_dict({"data": {}}).data, 7), torch.arange(7))
+
+
 def test_missing_data_names_what_to_put_where():
     cfg = config_from_dict({"data": {"dataset": "fashion_mnist", "download": False}})
     with pytest.raises(DataNotFoundError, match=r"FashionMNIST/raw.*PRUNEBENCH_MIRROR"):

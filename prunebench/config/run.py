@@ -71,7 +71,7 @@ class DataConfig:
     val_size: int = 5000  # validation images carved from the training set
     split_seed: int = 0  # seed of that carve (shared by all runs, so all see the same split)
     train_subset: int | None = None  # use only this many training images (quick runs)
-    test_subset: int | None = None  # evaluate on only the first N test images (quick runs)
+    test_subset: int | None = None  # evaluate on only N test images, a seeded random draw (quick runs)
     crop_padding: int | None = None  # random-crop padding; None: the dataset's default
     hflip: bool | None = None  # random horizontal flip; None: the dataset's default
     workers: int = 8  # DataLoader worker processes of streamed datasets (imagenet)

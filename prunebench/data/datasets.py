@@ -248,13 +248,24 @@ def _carve(cfg: DataConfig, n_train: int) -> tuple[torch.Tensor, torch.Tensor]:
     return train_idx, val_idx
 
 
+def evaluation_indices(cfg: DataConfig, n_test: int) -> torch.Tensor:
+    """The test images evaluated: all, or ``test_subset`` of them drawn at random (seeded by
+    ``split_seed``, kept in file order). Not the first N: test sets stored class by class (the
+    offline CIFAR-10 mirror, ImageFolder trees) would leave a subset of one or two classes."""
+    if cfg.test_subset is None or cfg.test_subset >= n_test:
+        return torch.arange(n_test)
+    perm = torch.randperm(n_test, generator=torch.Generator().manual_seed(cfg.split_seed))
+    return perm[: cfg.test_subset].sort().values
+
+
 def load_splits(cfg: DataConfig) -> Splits:
     """Train / validation / test splits of ``cfg.dataset`` as uint8 tensors."""
     info = dataset_info(cfg)
     train, test = _read_cached(cfg)
     train_idx, val_idx = _carve(cfg, len(train))
     if cfg.test_subset is not None:
-        test = Split(test.x[: cfg.test_subset], test.y[: cfg.test_subset])
+        idx = evaluation_indices(cfg, len(test))
+        test = Split(test.x[idx], test.y[idx])
     train_split = Split(train.x[train_idx], train.y[train_idx])
     pixels = train_split.x.float().div_(255)
     mean = pixels.mean(dim=(0, 2, 3))

@@ -9,7 +9,7 @@ import torch
 
 from prunebench.config.run import DataConfig, TrainConfig
 from prunebench.data.batches import Loaders
-from prunebench.data.datasets import DATASETS, _carve
+from prunebench.data.datasets import DATASETS, _carve, evaluation_indices
 from prunebench.errors import DataNotFoundError
 
 if TYPE_CHECKING:
@@ -120,7 +120,6 @@ def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device)
     folder = datasets.ImageFolder(str(base / "train"))
     test_folder = datasets.ImageFolder(str(base / "val"))
     train_idx, val_idx = _carve(cfg, len(folder))
-    n_test = len(test_folder) if cfg.test_subset is None else min(cfg.test_subset, len(test_folder))
 
     def make(f: datasets.ImageFolder, idx: torch.Tensor, is_train: bool, bs: int) -> FolderBatches:
         return FolderBatches(f, idx, is_train, size, hflip, bs, device, cfg.workers, train.channels_last)
@@ -128,5 +127,5 @@ def _imagenet_loaders(cfg: DataConfig, train: TrainConfig, device: torch.device)
     return Loaders(
         make(folder, train_idx, True, train.batch_size),
         make(folder, val_idx, False, train.eval_batch_size),
-        make(test_folder, torch.arange(n_test), False, train.eval_batch_size),
+        make(test_folder, evaluation_indices(cfg, len(test_folder)), False, train.eval_batch_size),
     )
